@@ -1,0 +1,140 @@
+"""One typed settings object: CLI flags > GPUSTACK_* env vars > YAML config file > defaults."""
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "gpustack"
+
+
+class YamlSource(PydanticBaseSettingsSource):
+    """Reads the file named by `config_file` (flag or GPUSTACK_CONFIG_FILE)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: str | None):
+        super().__init__(settings_cls)
+        self.path = path
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        if not self.path:
+            return {}
+        try:
+            data = yaml.safe_load(Path(self.path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f"cannot read config file {self.path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ValueError(f"config file {self.path} must hold a mapping of option: value")
+        return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+class Config(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GPUSTACK_", extra="forbid")
+
+    config_file: str | None = None
+    data_dir: Path = Field(default_factory=default_data_dir)
+    host: str = "0.0.0.0"
+    port: int = Field(default=8080, ge=1, le=65535)
+    database_url: str | None = None
+    bootstrap_password: str | None = None
+    token: str | None = None
+    server_url: str | None = None
+    disable_worker: bool = False
+    log_level: str = "info"
+    # worker
+    worker_name: str | None = None
+    worker_ip: str | None = None
+    worker_port: int = Field(default=10150, ge=1, le=65535)
+    instance_port_range: str = "40000-40999"
+    gpu_inventory: Path | None = None
+    runtime: str = "process"
+    # controllers
+    heartbeat_interval_seconds: float = Field(default=10.0, gt=0)
+    heartbeat_grace_seconds: float = Field(default=45.0, gt=0)
+    reschedule_after_seconds: float = Field(default=120.0, ge=0)
+    scheduler_scan_seconds: float = Field(default=15.0, gt=0)
+    resync_seconds: float = Field(default=60.0, gt=0)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        init_kwargs = getattr(init_settings, "init_kwargs", {})
+        path = init_kwargs.get("config_file") or os.environ.get("GPUSTACK_CONFIG_FILE")
+        return init_settings, env_settings, YamlSource(settings_cls, path)
+
+    @field_validator("runtime")
+    @classmethod
+    def _runtime(cls, value: str) -> str:
+        if value not in ("process", "docker"):
+            raise ValueError("runtime must be 'process' or 'docker'")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _db_url(cls, value: str | None) -> str | None:
+        if value and not value.split("://", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql", "mysql"):
+            raise ValueError("database_url must start with sqlite://, postgresql:// or mysql://")
+        return value
+
+    @model_validator(mode="after")
+    def _ports(self) -> "Config":
+        self.port_range()
+        return self
+
+    def port_range(self) -> tuple[int, int]:
+        try:
+            low, high = (int(p) for p in self.instance_port_range.split("-", 1))
+        except ValueError:
+            raise ValueError("instance_port_range must look like 40000-40999") from None
+        if not 1 <= low <= high <= 65535:
+            raise ValueError("instance_port_range must be within 1-65535 and low <= high")
+        return low, high
+
+    @property
+    def is_server(self) -> bool:
+        return not self.server_url
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'database.db'}"
+
+    def ensure_token(self) -> str:
+        """The cluster registration token: given, else read from or written to the data dir."""
+        if self.token:
+            return self.token
+        path = self.data_dir / "token"
+        if path.exists():
+            self.token = path.read_text().strip()
+        else:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.token = secrets.token_hex(16)
+            _write_private(path, self.token + "\n")
+        return self.token
+
+    def secret_key(self) -> bytes:
+        """Server-only signing key for session cookies and worker proxy credentials."""
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            _write_private(path, secrets.token_hex(32) + "\n")
+        return path.read_text().strip().encode()
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)

@@ -1,0 +1,1 @@
+"""Pure types and errors shared by the server and the worker."""

@@ -1,0 +1,35 @@
+"""Domain errors shared by server and worker; mapped to HTTP statuses in one place."""
+
+
+class GPUStackError(Exception):
+    """Base error; `status_code` is the HTTP status the API answers with."""
+
+    status_code = 500
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidError(GPUStackError):
+    status_code = 400
+
+
+class UnauthorizedError(GPUStackError):
+    status_code = 401
+
+
+class ForbiddenError(GPUStackError):
+    status_code = 403
+
+
+class NotFoundError(GPUStackError):
+    status_code = 404
+
+
+class ConflictError(GPUStackError):
+    status_code = 409
+
+
+class UnavailableError(GPUStackError):
+    status_code = 503

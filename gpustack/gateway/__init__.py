@@ -1,0 +1,1 @@
+"""Server-side OpenAI-compatible routing to running instances."""

@@ -1,0 +1,73 @@
+"""The pure scheduling pipeline: filters -> selectors -> scorers -> one Candidate or a Refusal."""
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+from gpustack.scheduler.filters import run_filters
+from gpustack.scheduler.scorers import NO_INSTANCES, score_candidates
+from gpustack.scheduler.selectors import select_candidates
+from gpustack.scheduler.types import Candidate, ModelSnapshot, Refusal, ResourceEstimate, WorkerSnapshot
+
+TIER_FULL_GPU = 0
+TIER_PARTIAL_OFFLOAD = 1
+TIER_CPU = 2
+
+
+def schedule(
+    model: ModelSnapshot,
+    estimate: ResourceEstimate,
+    workers: Sequence[WorkerSnapshot],
+    *,
+    model_instances_per_worker: Mapping[int, int] = NO_INSTANCES,
+) -> Candidate | Refusal:
+    """Pick the best placement for one instance of `model`, or explain per worker why none fits.
+
+    Placements entirely on GPUs beat partial offload, which beats CPU-only, whatever the scores;
+    within a tier the highest score wins, ties broken by worker name then GPU indexes.
+    """
+    kept, reasons = run_filters(model, workers)
+    candidates, refused = select_candidates(model, estimate, kept)
+    if not candidates:
+        return Refusal(reasons={**reasons, **refused})
+    scored = score_candidates(model, candidates, kept, model_instances_per_worker)
+    return min(scored, key=_rank)
+
+
+def placement_tier(candidate: Candidate) -> int:
+    """0: all on GPUs, 1: GPUs plus RAM (partial offload), 2: RAM only."""
+    if not candidate.gpu_indexes:
+        return TIER_CPU
+    return TIER_PARTIAL_OFFLOAD if candidate.ram > 0 else TIER_FULL_GPU
+
+
+def _rank(candidate: Candidate) -> tuple[int, float, str, tuple[int, ...]]:
+    return (placement_tier(candidate), -candidate.score, candidate.worker_name, candidate.gpu_indexes)
+
+
+def apply_claim(workers: Sequence[WorkerSnapshot], candidate: Candidate) -> tuple[WorkerSnapshot, ...]:
+    """New snapshots with the candidate's VRAM and RAM claims added to its worker.
+
+    Lets a caller schedule several pending instances in one pass without double-booking.
+    Raises ValueError if the candidate's worker or one of its GPUs is not in `workers`.
+    """
+    if not any(worker.id == candidate.worker_id for worker in workers):
+        raise ValueError(
+            f"worker {candidate.worker_name!r} (id {candidate.worker_id}) is not in the snapshot"
+        )
+    return tuple(
+        _claim_on(worker, candidate) if worker.id == candidate.worker_id else worker for worker in workers
+    )
+
+
+def _claim_on(worker: WorkerSnapshot, candidate: Candidate) -> WorkerSnapshot:
+    known = {gpu.index for gpu in worker.gpus}
+    unknown = sorted(set(candidate.vram) - known)
+    if unknown:
+        raise ValueError(f"worker {worker.name!r} has no GPU {unknown[0]}")
+    gpus = tuple(
+        dataclasses.replace(gpu, memory_claimed=gpu.memory_claimed + candidate.vram[gpu.index])
+        if gpu.index in candidate.vram
+        else gpu
+        for gpu in worker.gpus
+    )
+    return dataclasses.replace(worker, gpus=gpus, memory_claimed=worker.memory_claimed + candidate.ram)

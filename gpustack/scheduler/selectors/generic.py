@@ -1,0 +1,65 @@
+"""Generic selector for engines we have no placement model for: one worker's GPUs, or its RAM."""
+
+from collections.abc import Sequence
+
+from gpustack.scheduler.capacity import gpu_free, gpus_by_free, largest_gpu_text
+from gpustack.scheduler.selectors.common import Selection, cpu_candidate, single_gpu_candidates
+from gpustack.scheduler.types import Candidate, ModelSnapshot, ResourceEstimate, WorkerSnapshot
+from gpustack.scheduler.units import fmt_bytes
+
+
+def select_generic(
+    model: ModelSnapshot, estimate: ResourceEstimate, workers: Sequence[WorkerSnapshot]
+) -> Selection:
+    """Whole estimate on one GPU, else split evenly over the fewest GPUs of one worker.
+
+    Workers without GPUs take the instance in RAM when it fits. There is no CPU offloading here.
+    """
+    candidates: list[Candidate] = []
+    reasons: dict[str, str] = {}
+    for worker in workers:
+        found, why = _worker_candidates(estimate, worker)
+        candidates.extend(found)
+        if not found:
+            reasons[worker.name] = why
+    return candidates, reasons
+
+
+def _worker_candidates(estimate: ResourceEstimate, worker: WorkerSnapshot) -> tuple[list[Candidate], str]:
+    if not worker.gpus:
+        cpu, why = cpu_candidate(estimate, worker, "no GPUs and the model")
+        return ([cpu] if cpu else []), why
+    single = single_gpu_candidates(estimate, worker)
+    if single:
+        return single, ""
+    split = even_split_candidate(estimate, worker)
+    if split is not None:
+        return [split], ""
+    why = f"needs {fmt_bytes(estimate.total_bytes)} VRAM, {largest_gpu_text(worker)}"
+    if len(worker.gpus) > 1:
+        total_free = sum(gpu_free(g) for g in worker.gpus)
+        why += (
+            f"; an even split across its {len(worker.gpus)} GPUs ({fmt_bytes(total_free)} free) does not fit"
+        )
+    return [], why
+
+
+def even_split_candidate(estimate: ResourceEstimate, worker: WorkerSnapshot) -> Candidate | None:
+    """Tensor-parallel style: the k GPUs with the most free VRAM each take 1/k plus compute."""
+    shared = estimate.weights_bytes + estimate.kv_cache_bytes
+    ranked = gpus_by_free(worker)
+    for k in range(2, len(ranked) + 1):
+        chosen = ranked[:k]
+        base, rem = divmod(shared, k)
+        shares = [base + (1 if i < rem else 0) + estimate.compute_bytes for i in range(k)]
+        if all(gpu_free(gpu) >= share for gpu, share in zip(chosen, shares, strict=True)):
+            return Candidate(
+                worker_id=worker.id,
+                worker_name=worker.name,
+                gpu_indexes=tuple(sorted(g.index for g in chosen)),
+                vram={gpu.index: share for gpu, share in zip(chosen, shares, strict=True)},
+                ram=0,
+                offload_layers=estimate.total_layers,
+                total_layers=estimate.total_layers,
+            )
+    return None

@@ -1,0 +1,54 @@
+"""ApiKey table and DTOs: only a hash of the secret is stored; the key is shown once."""
+
+from datetime import datetime
+
+from pydantic import BaseModel
+from pydantic import Field as PField
+from sqlalchemy import Column, ForeignKey, Integer
+from sqlmodel import Field, SQLModel
+
+from gpustack.schemas.common import (
+    created_at_field,
+    json_field,
+    optional_datetime_field,
+    updated_at_field,
+)
+
+
+class ApiKeyBase(SQLModel):
+    name: str = Field(max_length=255)
+    description: str | None = Field(default=None, max_length=2048)
+    access_key: str = Field(index=True, unique=True, max_length=64)
+    expires_at: datetime | None = optional_datetime_field()
+    allowed_model_names: list[str] = json_field(list)
+
+
+class ApiKey(ApiKeyBase, table=True):
+    __tablename__ = "api_keys"
+    id: int | None = Field(default=None, primary_key=True)
+    hashed_secret_key: str = Field(max_length=255)
+    user_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False)
+    )
+    created_at: datetime = created_at_field()
+    updated_at: datetime = updated_at_field()
+
+
+class ApiKeyCreate(BaseModel):
+    name: str = PField(min_length=1, max_length=255)
+    description: str | None = PField(default=None, max_length=2048)
+    expires_in_seconds: int | None = PField(default=None, gt=0, le=10 * 365 * 24 * 3600)
+    allowed_model_names: list[str] = []
+
+
+class ApiKeyPublic(ApiKeyBase):
+    id: int
+    user_id: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    """Returned once at creation: `value` is the only time the full key is visible."""
+
+    value: str

@@ -1,0 +1,102 @@
+"""ModelInstance table and DTOs: one replica of a model, its placement and lifecycle state."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import Column, ForeignKey, Integer
+from sqlmodel import Field, SQLModel
+
+from gpustack.schemas.common import (
+    created_at_field,
+    enum_field,
+    json_field,
+    nullable_json_field,
+    updated_at_field,
+)
+
+
+class InstanceState(StrEnum):
+    PENDING = "pending"
+    ANALYZING = "analyzing"
+    SCHEDULED = "scheduled"
+    INITIALIZING = "initializing"
+    DOWNLOADING = "downloading"
+    STARTING = "starting"
+    RUNNING = "running"
+    ERROR = "error"
+    UNREACHABLE = "unreachable"
+
+
+# States a worker owns once an instance is placed on it.
+WORKER_OWNED_STATES = frozenset(
+    {
+        InstanceState.SCHEDULED,
+        InstanceState.INITIALIZING,
+        InstanceState.DOWNLOADING,
+        InstanceState.STARTING,
+        InstanceState.RUNNING,
+        InstanceState.ERROR,
+        InstanceState.UNREACHABLE,
+    }
+)
+
+
+class ComputedResourceClaim(BaseModel):
+    """What the scheduler reserved: bytes of VRAM per GPU index and bytes of RAM."""
+
+    vram: dict[int, int] = {}
+    ram: int = 0
+    offload_layers: int | None = None
+    total_layers: int | None = None
+
+
+class ModelInstanceBase(SQLModel):
+    name: str = Field(index=True, unique=True, max_length=255)
+    model_name: str = Field(default="", max_length=255)
+    worker_name: str | None = Field(default=None, max_length=255)
+    worker_ip: str | None = Field(default=None, max_length=255)
+    state: InstanceState = enum_field(InstanceState.PENDING)
+    state_message: str | None = Field(default=None, max_length=8192)
+    gpu_indexes: list[int] = json_field(list)
+    port: int | None = None
+    pid: int | None = None
+    computed_resource_claim: dict[str, Any] | None = nullable_json_field()
+    download_progress: float | None = None
+    restart_count: int = 0
+    distributed_servers: list[dict[str, Any]] = json_field(list)
+
+
+class ModelInstance(ModelInstanceBase, table=True):
+    __tablename__ = "model_instances"
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("models.id", ondelete="CASCADE"), index=True, nullable=False)
+    )
+    worker_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("workers.id", ondelete="SET NULL"), index=True, nullable=True),
+    )
+    created_at: datetime = created_at_field()
+    updated_at: datetime = updated_at_field()
+
+
+class ModelInstanceUpdate(BaseModel):
+    """State report from the worker that owns the instance (or an admin)."""
+
+    state: InstanceState | None = None
+    state_message: str | None = None
+    port: int | None = None
+    pid: int | None = None
+    download_progress: float | None = None
+    restart_count: int | None = None
+
+
+class ModelInstancePublic(ModelInstanceBase):
+    id: int
+    model_id: int
+    worker_id: int | None = None
+    computed_resource_claim: ComputedResourceClaim | None = None  # type: ignore[assignment]
+    created_at: datetime
+    updated_at: datetime

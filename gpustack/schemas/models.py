@@ -1,0 +1,144 @@
+"""Model (a deployment) table and DTOs: source, backend, replicas and placement."""
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, model_validator
+from pydantic import Field as PField
+from sqlmodel import Field, SQLModel
+
+from gpustack.schemas.common import created_at_field, enum_field, json_field, updated_at_field
+
+
+class SourceEnum(StrEnum):
+    HUGGING_FACE = "huggingface"
+    MODEL_SCOPE = "model_scope"
+    LOCAL_PATH = "local_path"
+
+
+class PlacementStrategy(StrEnum):
+    SPREAD = "spread"
+    BINPACK = "binpack"
+
+
+class ModelState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    PARTIALLY_RUNNING = "partially_running"
+    ERROR = "error"
+    STOPPED = "stopped"
+
+
+class BackendEnum(StrEnum):
+    LLAMA_BOX = "llama-box"
+    VLLM = "vllm"
+    SGLANG = "sglang"
+    MINDIE = "mindie"
+    VOX_BOX = "vox-box"
+    CUSTOM = "custom"
+
+
+MAX_REPLICAS = 64
+
+
+class ModelSpec(SQLModel):
+    """Fields a user sets; shared by create, table and public shapes."""
+
+    source: SourceEnum = enum_field(SourceEnum.LOCAL_PATH)
+    huggingface_repo_id: str | None = Field(default=None, max_length=255)
+    huggingface_filename: str | None = Field(default=None, max_length=255)
+    model_scope_model_id: str | None = Field(default=None, max_length=255)
+    model_scope_file_path: str | None = Field(default=None, max_length=255)
+    local_path: str | None = Field(default=None, max_length=1024)
+    replicas: int = Field(default=1, ge=0, le=MAX_REPLICAS)
+    backend: BackendEnum = enum_field(BackendEnum.LLAMA_BOX)
+    backend_version: str | None = Field(default=None, max_length=64)
+    backend_parameters: list[str] = json_field(list)
+    env: dict[str, str] = json_field(dict)
+    categories: list[str] = json_field(list)
+    placement_strategy: PlacementStrategy = enum_field(PlacementStrategy.SPREAD)
+    worker_selector: dict[str, str] = json_field(dict)
+    gpu_selector: list[str] = json_field(list)
+    cpu_offloading: bool = True
+    distributed_inference_across_workers: bool = False
+    image_name: str | None = Field(default=None, max_length=512)
+    run_command: str | None = Field(default=None, max_length=4096)
+    description: str | None = Field(default=None, max_length=2048)
+
+
+class Model(ModelSpec, table=True):
+    __tablename__ = "models"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=255)
+    state: ModelState = enum_field(ModelState.PENDING)
+    ready_replicas: int = 0
+    created_at: datetime = created_at_field()
+    updated_at: datetime = updated_at_field()
+
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
+
+
+def _check_source(spec: "ModelCreate | ModelUpdate") -> None:
+    required = {
+        SourceEnum.HUGGING_FACE: ("huggingface_repo_id",),
+        SourceEnum.MODEL_SCOPE: ("model_scope_model_id",),
+        SourceEnum.LOCAL_PATH: ("local_path",),
+    }
+    for attr in required[spec.source]:
+        if not getattr(spec, attr):
+            raise ValueError(f"source '{spec.source.value}' requires '{attr}'")
+    if spec.backend == BackendEnum.CUSTOM and not (spec.run_command or spec.image_name):
+        raise ValueError("backend 'custom' requires 'run_command' or 'image_name'")
+    for item in spec.gpu_selector:
+        worker, sep, index = item.rpartition(":")
+        if not sep or not worker or not index.isdigit():
+            raise ValueError(f"gpu_selector entry '{item}' must look like '<worker-name>:<gpu-index>'")
+
+
+class ModelCreate(BaseModel):
+    name: str = PField(min_length=1, max_length=255, pattern=NAME_PATTERN)
+    source: SourceEnum = SourceEnum.LOCAL_PATH
+    huggingface_repo_id: str | None = PField(default=None, max_length=255)
+    huggingface_filename: str | None = PField(default=None, max_length=255)
+    model_scope_model_id: str | None = PField(default=None, max_length=255)
+    model_scope_file_path: str | None = PField(default=None, max_length=255)
+    local_path: str | None = PField(default=None, max_length=1024)
+    replicas: int = PField(default=1, ge=0, le=MAX_REPLICAS)
+    backend: BackendEnum = BackendEnum.LLAMA_BOX
+    backend_version: str | None = PField(default=None, max_length=64)
+    backend_parameters: list[str] = []
+    env: dict[str, str] = {}
+    categories: list[str] = []
+    placement_strategy: PlacementStrategy = PlacementStrategy.SPREAD
+    worker_selector: dict[str, str] = {}
+    gpu_selector: list[str] = []
+    cpu_offloading: bool = True
+    distributed_inference_across_workers: bool = False
+    image_name: str | None = PField(default=None, max_length=512)
+    run_command: str | None = PField(default=None, max_length=4096)
+    description: str | None = PField(default=None, max_length=2048)
+
+    @model_validator(mode="after")
+    def _validate(self) -> "ModelCreate":
+        _check_source(self)
+        return self
+
+
+class ModelUpdate(ModelCreate):
+    """Full replacement of a model's spec (PUT); the name may change if unique."""
+
+
+class ModelPatch(BaseModel):
+    """Partial update; today only the replica count, the common scaling call."""
+
+    replicas: int = PField(ge=0, le=MAX_REPLICAS)
+
+
+class ModelPublic(ModelSpec):
+    id: int
+    name: str
+    state: ModelState
+    ready_replicas: int
+    created_at: datetime
+    updated_at: datetime

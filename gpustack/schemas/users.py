@@ -1,0 +1,56 @@
+"""User table and DTOs; passwords are stored only as salted hashes."""
+
+from datetime import datetime
+
+from pydantic import BaseModel
+from pydantic import Field as PField
+from sqlmodel import Field, SQLModel
+
+from gpustack.schemas.common import created_at_field, updated_at_field
+
+USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]*$"
+
+
+class UserBase(SQLModel):
+    username: str = Field(index=True, unique=True, max_length=255)
+    full_name: str | None = Field(default=None, max_length=255)
+    is_admin: bool = False
+
+
+class User(UserBase, table=True):
+    __tablename__ = "users"
+    id: int | None = Field(default=None, primary_key=True)
+    hashed_password: str = Field(max_length=255)
+    require_password_change: bool = False
+    created_at: datetime = created_at_field()
+    updated_at: datetime = updated_at_field()
+
+
+class UserCreate(BaseModel):
+    username: str = PField(min_length=1, max_length=255, pattern=USERNAME_PATTERN)
+    full_name: str | None = PField(default=None, max_length=255)
+    is_admin: bool = False
+    password: str = PField(min_length=6, max_length=255)
+
+
+class UserUpdate(BaseModel):
+    full_name: str | None = PField(default=None, max_length=255)
+    is_admin: bool | None = None
+    password: str | None = PField(default=None, min_length=6, max_length=255)
+
+
+class PasswordChange(BaseModel):
+    current_password: str
+    new_password: str = PField(min_length=6, max_length=255)
+
+
+class UserPublic(UserBase):
+    id: int
+    require_password_change: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class LoginRequest(BaseModel):
+    username: str
+    password: str

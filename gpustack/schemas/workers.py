@@ -1,0 +1,118 @@
+"""Worker table and DTOs: registration, status with GPU devices, liveness state."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic import Field as PField
+from sqlmodel import Field, SQLModel
+
+from gpustack.schemas.common import (
+    created_at_field,
+    enum_field,
+    json_field,
+    nullable_json_field,
+    optional_datetime_field,
+    updated_at_field,
+)
+
+
+class WorkerState(StrEnum):
+    NOT_READY = "not_ready"
+    READY = "ready"
+    UNREACHABLE = "unreachable"
+
+
+class GPUDevice(BaseModel):
+    vendor: str = "nvidia"
+    index: int
+    name: str = ""
+    uuid: str = ""
+    memory_total: int = 0
+    memory_used: int = 0
+    core_utilization: float = 0.0
+    temperature: float | None = None
+    simulated: bool = False
+
+
+class CPUInfo(BaseModel):
+    total: int = 0
+    utilization_rate: float = 0.0
+
+
+class MemoryInfo(BaseModel):
+    total: int = 0
+    used: int = 0
+
+
+class DiskInfo(BaseModel):
+    path: str = ""
+    total: int = 0
+    used: int = 0
+
+
+class WorkerStatus(BaseModel):
+    cpu: CPUInfo = CPUInfo()
+    memory: MemoryInfo = MemoryInfo()
+    gpu_devices: list[GPUDevice] = []
+    disks: list[DiskInfo] = []
+    simulated_gpus: bool = False
+
+
+class WorkerBase(SQLModel):
+    name: str = Field(index=True, unique=True, max_length=255)
+    labels: dict[str, str] = json_field(dict)
+    ip: str = Field(default="", max_length=255)
+    port: int = 0
+
+
+class Worker(WorkerBase, table=True):
+    __tablename__ = "workers"
+    id: int | None = Field(default=None, primary_key=True)
+    state: WorkerState = enum_field(WorkerState.NOT_READY)
+    state_message: str | None = Field(default=None, max_length=2048)
+    heartbeat_time: datetime | None = optional_datetime_field()
+    status: dict[str, Any] | None = nullable_json_field()
+    credential_hash: str = Field(default="", max_length=255)
+    created_at: datetime = created_at_field()
+    updated_at: datetime = updated_at_field()
+
+
+class WorkerRegister(BaseModel):
+    """Sent by a worker with the cluster token; answered with a per-worker credential."""
+
+    name: str = PField(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    labels: dict[str, str] = {}
+    ip: str = ""
+    port: int = PField(default=0, ge=0, le=65535)
+    status: WorkerStatus | None = None
+
+
+class WorkerRegistered(BaseModel):
+    id: int
+    name: str
+    credential: str  # the worker's own API credential
+    proxy_credential: str  # what the server presents to the worker's proxy
+
+
+class WorkerUpdate(BaseModel):
+    labels: dict[str, str] | None = None
+
+
+class WorkerStatusReport(BaseModel):
+    """Heartbeat payload from the worker itself."""
+
+    status: WorkerStatus
+    ip: str | None = None
+    port: int | None = PField(default=None, ge=0, le=65535)
+
+
+class WorkerPublic(WorkerBase):
+    id: int
+    state: WorkerState
+    state_message: str | None = None
+    heartbeat_time: datetime | None = optional_datetime_field()
+    status: WorkerStatus | None = None
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,82 @@
+"""FastAPI factory and the lifespan that migrates the DB and owns every background task."""
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from gpustack import __version__
+from gpustack.config import Config
+from gpustack.core.errors import GPUStackError
+from gpustack.core.tasks import TaskGroup
+from gpustack.schemas.instances import ModelInstancePublic
+from gpustack.schemas.model_files import ModelFilePublic
+from gpustack.schemas.models import ModelPublic
+from gpustack.schemas.workers import WorkerPublic
+from gpustack.server.db import Database
+from gpustack.server.events import EventBus
+from gpustack.server.migrate import run_migrations
+from gpustack.server.routers import api_keys, auth, health, instances, model_files, models, users, workers
+from gpustack.server.services.users import bootstrap_admin
+
+logger = logging.getLogger(__name__)
+
+# Extra start-up hooks (controllers, gateway); each gets the app and its TaskGroup.
+StartHook = Callable[[FastAPI, TaskGroup], None]
+
+
+def _make_bus() -> EventBus:
+    bus = EventBus()
+    bus.register("workers", WorkerPublic)
+    bus.register("models", ModelPublic)
+    bus.register("model_instances", ModelInstancePublic)
+    bus.register("model_files", ModelFilePublic)
+    return bus
+
+
+async def _error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, GPUStackError)
+    return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+
+
+def _v2_router() -> APIRouter:
+    v2 = APIRouter(prefix="/v2")
+    for module in (models, instances, workers, users, api_keys, model_files):
+        v2.include_router(module.router)
+    return v2
+
+
+def create_app(config: Config, start_hooks: list[StartHook] | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        db = app.state.db
+        await run_migrations(db.engine)
+        async with db.session() as session:
+            await bootstrap_admin(session=session, password=config.bootstrap_password, data_dir=config.data_dir)
+        tasks = TaskGroup()
+        for hook in start_hooks or []:
+            hook(app, tasks)
+        app.state.ready = True
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            await tasks.stop()
+            await db.dispose()
+
+    app = FastAPI(title="GPUStack", version=__version__, lifespan=lifespan)
+    bus = _make_bus()
+    app.state.config = config
+    app.state.bus = bus
+    app.state.db = Database(config.resolved_database_url(), bus=bus)
+    app.state.token = config.ensure_token()
+    app.state.secret_key = config.secret_key()
+    app.state.ready = False
+    app.add_exception_handler(GPUStackError, _error_handler)
+    app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(_v2_router())
+    return app

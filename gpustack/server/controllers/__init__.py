@@ -1,0 +1,1 @@
+"""Reconcile loops owned by the server lifespan."""

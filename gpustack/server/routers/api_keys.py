@@ -1,0 +1,29 @@
+"""API key routes under /v2/api-keys: each user manages their own keys."""
+
+from fastapi import APIRouter, Response
+
+from gpustack.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
+from gpustack.schemas.common import PaginatedList
+from gpustack.server.auth import CurrentUser, SessionDep
+from gpustack.server.routers.deps import Page, PerPage
+from gpustack.server.services import api_keys as service
+
+router = APIRouter(prefix="/api-keys", tags=["api-keys"])
+
+
+@router.get("", response_model=PaginatedList[ApiKeyPublic])
+async def list_api_keys(
+    session: SessionDep, user: CurrentUser, page: Page = 1, per_page: PerPage = 100
+) -> PaginatedList[ApiKeyPublic]:
+    return await service.list_api_keys(session=session, user=user, page=page, per_page=per_page)
+
+
+@router.post("", response_model=ApiKeyCreated, status_code=201)
+async def create_api_key(data: ApiKeyCreate, session: SessionDep, user: CurrentUser) -> ApiKeyCreated:
+    return await service.create_api_key(session=session, user=user, data=data)
+
+
+@router.delete("/{key_id}", status_code=204)
+async def delete_api_key(key_id: int, session: SessionDep, user: CurrentUser) -> Response:
+    await service.delete_api_key(session=session, user=user, key_id=key_id)
+    return Response(status_code=204)

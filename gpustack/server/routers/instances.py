@@ -1,0 +1,50 @@
+"""Model instance routes under /v2/model-instances."""
+
+from fastapi import APIRouter, Request, Response
+
+from gpustack.schemas.common import PaginatedList
+from gpustack.schemas.instances import ModelInstance, ModelInstancePublic, ModelInstanceUpdate
+from gpustack.server.auth import AdminUser, CurrentWorker, PrincipalDep, SessionDep
+from gpustack.server.routers.deps import Page, PerPage, Watch, watch_response
+from gpustack.server.services import instances as service
+
+router = APIRouter(prefix="/model-instances", tags=["model-instances"])
+
+
+@router.get("", response_model=PaginatedList[ModelInstancePublic])
+async def list_instances(
+    request: Request,
+    session: SessionDep,
+    _p: PrincipalDep,
+    page: Page = 1,
+    per_page: PerPage = 100,
+    model_id: int | None = None,
+    worker_id: int | None = None,
+    state: str | None = None,
+    watch: Watch = False,
+) -> object:
+    if watch:
+        return watch_response(
+            request, ModelInstance, ModelInstancePublic, model_id=model_id, worker_id=worker_id, state=state
+        )
+    return await service.list_instances(
+        session=session, page=page, per_page=per_page, model_id=model_id, worker_id=worker_id, state=state
+    )
+
+
+@router.get("/{instance_id}", response_model=ModelInstancePublic)
+async def get_instance(instance_id: int, session: SessionDep, _p: PrincipalDep) -> ModelInstance:
+    return await service.get_instance(session=session, instance_id=instance_id)
+
+
+@router.patch("/{instance_id}", response_model=ModelInstancePublic)
+async def report_instance(
+    instance_id: int, data: ModelInstanceUpdate, session: SessionDep, worker: CurrentWorker
+) -> ModelInstance:
+    return await service.report_instance(session=session, instance_id=instance_id, worker=worker, data=data)
+
+
+@router.delete("/{instance_id}", status_code=204)
+async def delete_instance(instance_id: int, session: SessionDep, _a: AdminUser) -> Response:
+    await service.delete_instance(session=session, instance_id=instance_id)
+    return Response(status_code=204)

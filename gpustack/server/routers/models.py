@@ -1,0 +1,53 @@
+"""Model routes under /v2/models."""
+
+from fastapi import APIRouter, Request, Response
+
+from gpustack.schemas.common import PaginatedList
+from gpustack.schemas.models import Model, ModelCreate, ModelPatch, ModelPublic, ModelUpdate
+from gpustack.server.auth import AdminUser, PrincipalDep, SessionDep
+from gpustack.server.routers.deps import Page, PerPage, Watch, watch_response
+from gpustack.server.services import models as service
+
+router = APIRouter(prefix="/models", tags=["models"])
+
+
+@router.get("", response_model=PaginatedList[ModelPublic])
+async def list_models(
+    request: Request,
+    session: SessionDep,
+    _p: PrincipalDep,
+    page: Page = 1,
+    per_page: PerPage = 100,
+    search: str | None = None,
+    state: str | None = None,
+    watch: Watch = False,
+) -> object:
+    if watch:
+        return watch_response(request, Model, ModelPublic, state=state)
+    return await service.list_models(session=session, page=page, per_page=per_page, search=search, state=state)
+
+
+@router.post("", response_model=ModelPublic, status_code=201)
+async def create_model(data: ModelCreate, session: SessionDep, _a: AdminUser) -> Model:
+    return await service.create_model(session=session, data=data)
+
+
+@router.get("/{model_id}", response_model=ModelPublic)
+async def get_model(model_id: int, session: SessionDep, _p: PrincipalDep) -> Model:
+    return await service.get_model(session=session, model_id=model_id)
+
+
+@router.put("/{model_id}", response_model=ModelPublic)
+async def update_model(model_id: int, data: ModelUpdate, session: SessionDep, _a: AdminUser) -> Model:
+    return await service.update_model(session=session, model_id=model_id, data=data)
+
+
+@router.patch("/{model_id}", response_model=ModelPublic)
+async def patch_model(model_id: int, data: ModelPatch, session: SessionDep, _a: AdminUser) -> Model:
+    return await service.patch_model(session=session, model_id=model_id, data=data)
+
+
+@router.delete("/{model_id}", status_code=204)
+async def delete_model(model_id: int, session: SessionDep, _a: AdminUser) -> Response:
+    await service.delete_model(session=session, model_id=model_id)
+    return Response(status_code=204)

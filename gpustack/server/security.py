@@ -1,0 +1,87 @@
+"""Password hashing, API key and worker credential formats, signed session tokens."""
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+
+API_KEY_PREFIX = "gpustack"
+WORKER_PREFIX = "gpsw"
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, hashed: str) -> bool:
+    try:
+        scheme, salt_hex, digest_hex = hashed.split("$")
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    digest = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt_hex), dklen=32, **_SCRYPT)
+    return hmac.compare_digest(digest.hex(), digest_hex)
+
+
+def hash_secret(secret: str) -> str:
+    """Secrets we generate carry 256 bits of entropy, so one SHA-256 is enough (and fast per request)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def verify_secret(secret: str, hashed: str) -> bool:
+    return hmac.compare_digest(hash_secret(secret), hashed)
+
+
+def new_api_key() -> tuple[str, str, str]:
+    """Returns (access_key, secret, full key shown once)."""
+    access = secrets.token_hex(8)
+    secret = secrets.token_hex(24)
+    return access, secret, f"{API_KEY_PREFIX}_{access}_{secret}"
+
+
+def parse_api_key(value: str) -> tuple[str, str] | None:
+    parts = value.split("_")
+    if len(parts) != 3 or parts[0] != API_KEY_PREFIX:
+        return None
+    return parts[1], parts[2]
+
+
+def new_worker_credential(worker_id: int) -> tuple[str, str]:
+    """Returns (secret, credential) for a worker; the server stores only the secret's hash."""
+    secret = secrets.token_hex(24)
+    return secret, f"{WORKER_PREFIX}_{worker_id}_{secret}"
+
+
+def parse_worker_credential(value: str) -> tuple[int, str] | None:
+    parts = value.split("_")
+    if len(parts) != 3 or parts[0] != WORKER_PREFIX or not parts[1].isdigit():
+        return None
+    return int(parts[1]), parts[2]
+
+
+def proxy_credential(secret_key: bytes, worker_name: str) -> str:
+    """What the server presents to a worker's proxy; given to the worker once at registration."""
+    return hmac.new(secret_key, f"proxy:{worker_name}".encode(), hashlib.sha256).hexdigest()
+
+
+def sign_session(secret_key: bytes, user_id: int, ttl_seconds: int) -> str:
+    payload = f"{user_id}:{int(time.time()) + ttl_seconds}"
+    sig = hmac.new(secret_key, payload.encode(), hashlib.sha256).hexdigest()
+    return base64.urlsafe_b64encode(f"{payload}:{sig}".encode()).decode()
+
+
+def verify_session(secret_key: bytes, token: str) -> int | None:
+    """The user id of a valid, unexpired session token, else None."""
+    try:
+        user_id, expires, sig = base64.urlsafe_b64decode(token.encode()).decode().split(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    expected = hmac.new(secret_key, f"{user_id}:{expires}".encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, sig) or int(expires) < time.time():
+        return None
+    return int(user_id)

@@ -1,0 +1,1 @@
+"""Async service functions over a DB session."""

@@ -1,0 +1,119 @@
+"""User services: bootstrap admin, CRUD, password changes and login checks."""
+
+import logging
+import secrets
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gpustack.core.errors import ConflictError, InvalidError, UnauthorizedError
+from gpustack.schemas.common import PaginatedList
+from gpustack.schemas.users import PasswordChange, User, UserCreate, UserPublic, UserUpdate
+from gpustack.server.security import hash_password, verify_password
+from gpustack.server.services.common import commit_or_conflict, get_or_404, paginate
+
+logger = logging.getLogger(__name__)
+ADMIN_USERNAME = "admin"
+
+
+async def bootstrap_admin(*, session: AsyncSession, password: str | None, data_dir: Path) -> None:
+    """Creates `admin` once; without a bootstrap password a generated one is written to the data dir."""
+    if (await session.execute(select(User.id).where(User.username == ADMIN_USERNAME))).first():
+        return
+    require_change = password is None
+    if password is None:
+        password = secrets.token_urlsafe(12)
+        path = data_dir / "initial_admin_password"
+        path.write_text(password + "\n")
+        path.chmod(0o600)
+        logger.info("Generated the admin password; it is in %s", path)
+    session.add(
+        User(
+            username=ADMIN_USERNAME,
+            is_admin=True,
+            hashed_password=hash_password(password),
+            require_password_change=require_change,
+        )
+    )
+    await commit_or_conflict(session, "admin already exists")
+
+
+async def authenticate(*, session: AsyncSession, username: str, password: str) -> User:
+    user = (await session.execute(select(User).where(User.username == username))).scalar_one_or_none()
+    if user is None or not verify_password(password, user.hashed_password):
+        raise UnauthorizedError("incorrect username or password")
+    return user
+
+
+async def create_user(*, session: AsyncSession, data: UserCreate) -> User:
+    if (await session.execute(select(User.id).where(User.username == data.username))).first():
+        raise ConflictError(f"a user named '{data.username}' already exists")
+    user = User(
+        username=data.username,
+        full_name=data.full_name,
+        is_admin=data.is_admin,
+        hashed_password=hash_password(data.password),
+    )
+    session.add(user)
+    await commit_or_conflict(session, f"a user named '{data.username}' already exists")
+    return user
+
+
+async def list_users(
+    *, session: AsyncSession, page: int, per_page: int, search: str | None = None
+) -> PaginatedList[UserPublic]:
+    stmt = select(User).order_by(User.id)
+    if search:
+        stmt = stmt.where(User.username.contains(search))  # type: ignore[attr-defined]
+    return await paginate(session, stmt, page=page, per_page=per_page, public=UserPublic)
+
+
+async def get_user(*, session: AsyncSession, user_id: int) -> User:
+    return await get_or_404(session, User, user_id, "user")
+
+
+async def _admin_count(session: AsyncSession) -> int:
+    return (await session.execute(select(func.count()).where(User.is_admin.is_(True)))).scalar_one()  # type: ignore[attr-defined]
+
+
+async def update_user(*, session: AsyncSession, user_id: int, data: UserUpdate) -> User:
+    user = await get_or_404(session, User, user_id, "user")
+    if data.is_admin is False and user.is_admin and await _admin_count(session) <= 1:
+        raise InvalidError("cannot remove admin rights from the last admin")
+    if data.full_name is not None:
+        user.full_name = data.full_name
+    if data.is_admin is not None:
+        user.is_admin = data.is_admin
+    if data.password is not None:
+        user.hashed_password = hash_password(data.password)
+    await session.commit()
+    return user
+
+
+async def change_password(*, session: AsyncSession, user: User, data: PasswordChange) -> User:
+    if not verify_password(data.current_password, user.hashed_password):
+        raise InvalidError("current password is incorrect")
+    user.hashed_password = hash_password(data.new_password)
+    user.require_password_change = False
+    session.add(user)
+    await session.commit()
+    return user
+
+
+async def delete_user(*, session: AsyncSession, user_id: int, current: User) -> None:
+    user = await get_or_404(session, User, user_id, "user")
+    if user.id == current.id:
+        raise InvalidError("you cannot delete yourself")
+    if user.is_admin and await _admin_count(session) <= 1:
+        raise InvalidError("cannot delete the last admin")
+    await session.delete(user)
+    await session.commit()
+
+
+async def reset_password(*, session: AsyncSession, username: str, password: str) -> None:
+    user = (await session.execute(select(User).where(User.username == username))).scalar_one_or_none()
+    if user is None:
+        raise InvalidError(f"no user named '{username}'")
+    user.hashed_password = hash_password(password)
+    await session.commit()

@@ -1,0 +1,125 @@
+"""Worker services: registration with the cluster token, heartbeats, labels, removal."""
+
+import hmac
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gpustack.core.errors import UnauthorizedError
+from gpustack.schemas.common import PaginatedList, utcnow
+from gpustack.schemas.instances import InstanceState, ModelInstance
+from gpustack.schemas.workers import (
+    Worker,
+    WorkerPublic,
+    WorkerRegister,
+    WorkerRegistered,
+    WorkerState,
+    WorkerStatusReport,
+    WorkerUpdate,
+)
+from gpustack.server.security import (
+    hash_secret,
+    new_worker_credential,
+    parse_worker_credential,
+    proxy_credential,
+    verify_secret,
+)
+from gpustack.server.services.common import commit_or_conflict, get_or_404, paginate
+
+
+async def register_worker(
+    *, session: AsyncSession, token: str, cluster_token: str, secret_key: bytes, data: WorkerRegister
+) -> WorkerRegistered:
+    """Creates or re-registers a worker by name and rotates its credential."""
+    if not hmac.compare_digest(token.encode(), cluster_token.encode()):
+        raise UnauthorizedError("invalid cluster token")
+    worker = (await session.execute(select(Worker).where(Worker.name == data.name))).scalar_one_or_none()
+    if worker is None:
+        worker = Worker(name=data.name)
+        session.add(worker)
+    worker.labels = data.labels
+    worker.ip = data.ip
+    worker.port = data.port
+    if data.status is not None:
+        worker.status = data.status.model_dump(mode="json")
+    await commit_or_conflict(session, f"worker '{data.name}' registered concurrently, try again")
+    secret, credential = new_worker_credential(worker.id)  # type: ignore[arg-type]
+    worker.credential_hash = hash_secret(secret)
+    await session.commit()
+    return WorkerRegistered(
+        id=worker.id,  # type: ignore[arg-type]
+        name=worker.name,
+        credential=credential,
+        proxy_credential=proxy_credential(secret_key, worker.name),
+    )
+
+
+async def authenticate_worker(*, session: AsyncSession, value: str) -> Worker:
+    parsed = parse_worker_credential(value)
+    if parsed is None:
+        raise UnauthorizedError("invalid worker credential")
+    worker = await session.get(Worker, parsed[0])
+    if worker is None or not worker.credential_hash or not verify_secret(parsed[1], worker.credential_hash):
+        raise UnauthorizedError("invalid worker credential")
+    return worker
+
+
+async def report_status(*, session: AsyncSession, worker: Worker, report: WorkerStatusReport) -> Worker:
+    worker.status = report.status.model_dump(mode="json")
+    worker.heartbeat_time = utcnow()
+    if report.ip is not None:
+        worker.ip = report.ip
+    if report.port is not None:
+        worker.port = report.port
+    worker.state = WorkerState.READY
+    worker.state_message = None
+    session.add(worker)
+    await session.commit()
+    return worker
+
+
+async def list_workers(
+    *, session: AsyncSession, page: int, per_page: int, state: str | None = None, name: str | None = None
+) -> PaginatedList[WorkerPublic]:
+    stmt = select(Worker).order_by(Worker.id)
+    if state:
+        stmt = stmt.where(Worker.state == state)
+    if name:
+        stmt = stmt.where(Worker.name == name)
+    return await paginate(session, stmt, page=page, per_page=per_page, public=WorkerPublic)
+
+
+async def get_worker(*, session: AsyncSession, worker_id: int) -> Worker:
+    return await get_or_404(session, Worker, worker_id, "worker")
+
+
+async def update_worker(*, session: AsyncSession, worker_id: int, data: WorkerUpdate) -> Worker:
+    worker = await get_or_404(session, Worker, worker_id, "worker")
+    if data.labels is not None:
+        worker.labels = data.labels
+    await session.commit()
+    return worker
+
+
+async def delete_worker(*, session: AsyncSession, worker_id: int) -> None:
+    """Removes the worker; its instances go back to pending so the scheduler places them again."""
+    worker = await get_or_404(session, Worker, worker_id, "worker")
+    stmt = select(ModelInstance).where(ModelInstance.worker_id == worker_id)
+    for inst in (await session.execute(stmt)).scalars().all():
+        reset_placement(inst, f"worker '{worker.name}' was removed")
+    await session.delete(worker)
+    await session.commit()
+
+
+def reset_placement(inst: ModelInstance, reason: str) -> None:
+    """Back to pending, no worker, no claim: the scheduler will place it again."""
+    inst.state = InstanceState.PENDING
+    inst.state_message = reason
+    inst.worker_id = None
+    inst.worker_name = None
+    inst.worker_ip = None
+    inst.gpu_indexes = []
+    inst.port = None
+    inst.pid = None
+    inst.computed_resource_claim = None
+    inst.download_progress = None

@@ -1,0 +1,1 @@
+"""The worker agent: status, assignments, runtimes and proxy."""

@@ -1,0 +1,1 @@
+"""Inference engine backends that build launch specs."""

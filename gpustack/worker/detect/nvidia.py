@@ -1,0 +1,70 @@
+"""NVIDIA GPU detection through NVML (the nvidia-ml-py package)."""
+
+import logging
+from typing import Any
+
+from gpustack.schemas.workers import GPUDevice
+
+logger = logging.getLogger(__name__)
+
+try:
+    import pynvml
+except ImportError:  # pragma: no cover - nvidia-ml-py is a declared dependency
+    pynvml = None
+
+
+def _text(value: str | bytes) -> str:
+    """NVML returned bytes in older nvidia-ml-py releases and str in newer ones."""
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
+def _read_device(index: int) -> GPUDevice:
+    """Query one device; NVMLError from the identity/memory calls propagates to the caller."""
+    assert pynvml is not None
+    handle: Any = pynvml.nvmlDeviceGetHandleByIndex(index)
+    memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+    try:
+        utilization = float(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)
+    except pynvml.NVMLError as exc:  # not supported on some devices (e.g. MIG instances)
+        logger.debug("NVML utilization unavailable for GPU %d: %s", index, exc)
+        utilization = 0.0
+    try:
+        temperature: float | None = float(
+            pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU)
+        )
+    except pynvml.NVMLError as exc:
+        logger.debug("NVML temperature unavailable for GPU %d: %s", index, exc)
+        temperature = None
+    return GPUDevice(
+        vendor="nvidia",
+        index=index,
+        name=_text(pynvml.nvmlDeviceGetName(handle)),
+        uuid=_text(pynvml.nvmlDeviceGetUUID(handle)),
+        memory_total=int(memory.total),
+        memory_used=int(memory.used),
+        core_utilization=utilization,
+        temperature=temperature,
+    )
+
+
+def detect_nvidia() -> list[GPUDevice]:
+    """Return the NVIDIA GPUs NVML sees, or [] when the library or driver is absent."""
+    if pynvml is None:
+        logger.info("nvidia-ml-py is not installed; no NVIDIA GPUs detected")
+        return []
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError as exc:
+        logger.debug("NVML unavailable (%s); no NVIDIA GPUs detected", exc)
+        return []
+    try:
+        count = pynvml.nvmlDeviceGetCount()
+        return [_read_device(index) for index in range(count)]
+    except pynvml.NVMLError as exc:
+        logger.info("NVML query failed (%s); reporting no NVIDIA GPUs", exc)
+        return []
+    finally:
+        try:
+            pynvml.nvmlShutdown()
+        except pynvml.NVMLError as exc:
+            logger.debug("nvmlShutdown failed: %s", exc)

@@ -1,0 +1,1 @@
+"""Runtimes that start and stop launch specs (process, docker)."""

@@ -1,0 +1,67 @@
+"""The Runtime interface that starts and stops LaunchSpecs, and the runtime registry."""
+
+import abc
+from pathlib import Path
+
+from gpustack.worker.backends.base import LaunchSpec
+
+
+class RuntimeStartError(RuntimeError):
+    """The runtime could not start a spec (missing executable, image, engine error...)."""
+
+
+class Runtime(abc.ABC):
+    """Starts LaunchSpecs and tracks them by an opaque string handle.
+
+    Contract shared by every runtime:
+    - `start` returns a handle once the engine was launched (not once it is healthy); it raises
+      RuntimeStartError when nothing could be started.
+    - `exit_code` returns None while the engine runs and its exit status once it stopped;
+      it raises KeyError for a handle this runtime does not know (never started, or already stopped).
+    - `stop` terminates the engine (graceful, then forced after `timeout` seconds) and releases the
+      handle; it is idempotent: stopping an unknown or already stopped handle is a no-op.
+    - `list_handles` maps each known handle to the spec name it was started with.
+    """
+
+    name: str = ""
+
+    @abc.abstractmethod
+    async def start(self, spec: LaunchSpec, log_path: Path) -> str:
+        """Launch `spec`, appending its stdout/stderr to `log_path`; return the handle."""
+
+    @abc.abstractmethod
+    async def stop(self, handle: str, timeout: float = 10) -> None:
+        """Stop the engine behind `handle` and forget the handle (no-op when unknown)."""
+
+    @abc.abstractmethod
+    async def exit_code(self, handle: str) -> int | None:
+        """None while running, else the exit status; KeyError for unknown handles."""
+
+    @abc.abstractmethod
+    async def list_handles(self) -> dict[str, str]:
+        """Known handles (running or exited, not yet stopped) → spec name."""
+
+
+_RUNTIMES: dict[str, Runtime] = {}
+
+
+def get_runtime(name: str) -> Runtime:
+    """The shared runtime instance for "process" or "docker"; KeyError for other names.
+
+    Instances are cached: handles live in the runtime object, so callers must share it.
+    """
+    runtime = _RUNTIMES.get(name)
+    if runtime is not None:
+        return runtime
+    if name == "process":
+        from gpustack.worker.runtimes.process import ProcessRuntime
+
+        runtime = ProcessRuntime()
+    elif name == "docker":
+        from gpustack.worker.runtimes.docker import DockerRuntime
+
+        runtime = DockerRuntime()
+    else:
+        raise KeyError(f"runtime '{name}' is not available (expected 'process' or 'docker')")
+    _RUNTIMES[name] = runtime
+    return runtime

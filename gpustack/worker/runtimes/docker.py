@@ -1,0 +1,167 @@
+"""Runtime that starts engines as Docker containers through the docker SDK (host network)."""
+
+import asyncio
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import docker
+import requests
+from docker.errors import DockerException, NotFound
+from docker.types import DeviceRequest, Mount
+
+from gpustack.worker.backends.base import LaunchSpec
+from gpustack.worker.runtimes.base import Runtime, RuntimeStartError
+
+logger = logging.getLogger(__name__)
+
+LABEL = "gpustack.instance"
+_PING_TIMEOUT_S = 2
+_API_TIMEOUT_S = 120
+_ERRORS = (DockerException, requests.RequestException)
+
+
+def container_options(spec: LaunchSpec) -> dict[str, Any]:
+    """Keyword arguments for containers.run() built from a spec (pure; unit-testable without Docker)."""
+    if not spec.image:
+        raise RuntimeStartError(f"{spec.name or 'spec'}: the docker runtime needs spec.image")
+    options: dict[str, Any] = {
+        "image": spec.image,
+        "detach": True,
+        "network_mode": "host",
+        "ipc_mode": "host",
+        "environment": dict(spec.env),
+        "labels": {LABEL: spec.name},
+        "name": spec.name or None,
+    }
+    if spec.keep_entrypoint:
+        options["command"] = list(spec.argv) or None
+    elif spec.argv:  # argv is exactly what runs, as with the process runtime
+        options["entrypoint"] = [spec.argv[0]]
+        options["command"] = list(spec.argv[1:])
+    if spec.gpu_indexes and spec.gpu_vendor == "nvidia":
+        options["device_requests"] = [
+            DeviceRequest(device_ids=[str(i) for i in spec.gpu_indexes], capabilities=[["gpu"]])
+        ]
+    if spec.mounts:
+        options["mounts"] = [Mount(target=p, source=p, type="bind", read_only=True) for p in spec.mounts]
+    return options
+
+
+def _stream_logs(container: Any, log_path: Path) -> None:
+    """Thread body: append the container's stdout/stderr to log_path until the container ends."""
+    try:
+        with open(log_path, "ab") as log:
+            for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
+                log.write(chunk)
+                log.flush()
+    except (OSError, *_ERRORS) as exc:
+        logger.debug("log stream of container %s ended: %s", container.short_id, exc)
+
+
+def _state_exit_code(attrs: dict[str, Any]) -> int | None:
+    """None while created/running/restarting/paused, else State.ExitCode."""
+    state = attrs.get("State") or {}
+    if state.get("Status") in ("created", "running", "restarting", "paused") or state.get("Running"):
+        return None
+    return int(state.get("ExitCode", -1))
+
+
+class DockerRuntime(Runtime):
+    """Handles are full container ids; containers carry the label gpustack.instance=<spec.name>."""
+
+    name = "docker"
+
+    def __init__(self) -> None:
+        self._client: Any = None
+        self._log_client: Any = None
+        self._lock = threading.Lock()
+
+    def _api(self) -> Any:
+        """The lazily created client (DOCKER_HOST etc. from the environment)."""
+        with self._lock:
+            if self._client is None:
+                self._client = docker.from_env(timeout=_API_TIMEOUT_S)
+            return self._client
+
+    def _logs_api(self) -> Any:
+        """A second client without a read timeout: log streams may stay silent for long."""
+        with self._lock:
+            if self._log_client is None:
+                self._log_client = docker.from_env(timeout=None)
+            return self._log_client
+
+    def is_available(self) -> bool:
+        """True when a Docker engine answers a ping; False fast (about 2s at most) otherwise."""
+        try:
+            client = docker.from_env(timeout=_PING_TIMEOUT_S)
+            try:
+                return bool(client.ping())
+            finally:
+                client.close()
+        except _ERRORS as exc:
+            logger.debug("docker engine unavailable: %s", exc)
+            return False
+
+    def _run(self, spec: LaunchSpec, log_path: Path) -> str:
+        options = container_options(spec)
+        client = self._api()
+        if spec.name:
+            self._remove_quietly(spec.name)  # a leftover container of a previous attempt
+        try:
+            container = client.containers.run(**options)
+        except _ERRORS as exc:
+            raise RuntimeStartError(f"cannot start container from {spec.image}: {exc}") from exc
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as log:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            log.write(f"--- gpustack {stamp}: started container {container.short_id}\n".encode())
+        follower = self._logs_api().containers.get(container.id)
+        threading.Thread(
+            target=_stream_logs, args=(follower, log_path), name=f"logs-{container.short_id}", daemon=True
+        ).start()
+        return str(container.id)
+
+    def _remove_quietly(self, ref: str, timeout: float = 10) -> None:
+        try:
+            container = self._api().containers.get(ref)
+        except NotFound:
+            return
+        try:
+            container.stop(timeout=int(timeout))
+        except NotFound:
+            return
+        except _ERRORS as exc:
+            logger.info("stopping container %s failed (%s); removing it by force", ref, exc)
+        try:
+            container.remove(force=True)
+        except NotFound:
+            return
+
+    def _exit_code(self, handle: str) -> int | None:
+        try:
+            container = self._api().containers.get(handle)
+        except NotFound:
+            raise KeyError(f"unknown container handle {handle!r}") from None
+        return _state_exit_code(container.attrs)
+
+    def _list(self) -> dict[str, str]:
+        containers = self._api().containers.list(all=True, filters={"label": LABEL})
+        return {str(c.id): str(c.labels.get(LABEL, "")) for c in containers}
+
+    async def start(self, spec: LaunchSpec, log_path: Path) -> str:
+        try:
+            return await asyncio.to_thread(self._run, spec, log_path)
+        except _ERRORS as exc:
+            raise RuntimeStartError(f"docker engine error: {exc}") from exc
+
+    async def stop(self, handle: str, timeout: float = 10) -> None:
+        await asyncio.to_thread(self._remove_quietly, handle, timeout)
+
+    async def exit_code(self, handle: str) -> int | None:
+        return await asyncio.to_thread(self._exit_code, handle)
+
+    async def list_handles(self) -> dict[str, str]:
+        return await asyncio.to_thread(self._list)

@@ -1,0 +1,136 @@
+"""Runtime that starts engines as local processes, each in its own session/process group."""
+
+import asyncio
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from gpustack.worker.backends.base import LaunchSpec
+from gpustack.worker.runtimes.base import Runtime, RuntimeStartError
+
+logger = logging.getLogger(__name__)
+
+_POLL_S = 0.05
+
+
+@dataclass
+class _Entry:
+    proc: subprocess.Popen[bytes]
+    name: str
+
+
+def build_env(spec: LaunchSpec, base: dict[str, str] | None = None) -> dict[str, str]:
+    """os.environ (or `base`) + spec.env; CUDA_VISIBLE_DEVICES from the GPUs for NVIDIA specs."""
+    env = dict(os.environ if base is None else base)
+    env.update(spec.env)
+    if spec.gpu_indexes and spec.gpu_vendor == "nvidia":
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in spec.gpu_indexes)
+    return env
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> bool:
+    """Send `sig` to the process group; False when the group no longer exists."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError as exc:
+        logger.warning("cannot signal process group %d: %s", pgid, exc)
+        return False
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    """True while a non-zombie process of the group exists (zombies may wait for a non-reaping init)."""
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return False
+
+
+class ProcessRuntime(Runtime):
+    """Handles are the leader's pid as a string; the leader is also the process-group id."""
+
+    name = "process"
+
+    def __init__(self) -> None:
+        self._entries: dict[str, _Entry] = {}
+
+    async def start(self, spec: LaunchSpec, log_path: Path) -> str:
+        if not spec.argv:
+            raise RuntimeStartError(f"{spec.name or 'spec'}: empty argv for the process runtime")
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        cwd = Path(spec.work_dir)
+        cwd.mkdir(parents=True, exist_ok=True)
+        env = build_env(spec)
+        with open(log_path, "ab") as log:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            log.write(f"--- gpustack {stamp}: starting {shlex.join(spec.argv)}\n".encode())
+            log.flush()
+            try:
+                proc = subprocess.Popen(
+                    list(spec.argv),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=cwd,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                log.write(f"--- gpustack: failed to start: {exc}\n".encode())
+                raise RuntimeStartError(f"cannot start {spec.argv[0]!r}: {exc}") from exc
+        handle = str(proc.pid)
+        self._entries[handle] = _Entry(proc=proc, name=spec.name)
+        logger.info("started %s as pid %s (log %s)", spec.name or spec.argv[0], handle, log_path)
+        return handle
+
+    async def exit_code(self, handle: str) -> int | None:
+        entry = self._entries.get(handle)
+        if entry is None:
+            raise KeyError(f"unknown process handle {handle!r}")
+        return entry.proc.poll()
+
+    async def list_handles(self) -> dict[str, str]:
+        return {handle: entry.name for handle, entry in self._entries.items()}
+
+    async def stop(self, handle: str, timeout: float = 10) -> None:
+        entry = self._entries.get(handle)
+        if entry is None:
+            return
+        proc, pgid = entry.proc, entry.proc.pid
+        if _signal_group(pgid, signal.SIGTERM):
+            if not await self._wait_group(proc, pgid, timeout):
+                logger.warning("pid %d did not stop within %.1fs; sending SIGKILL", pgid, timeout)
+            # Kill whatever is left (children that ignored SIGTERM); ESRCH when the group is gone.
+            _signal_group(pgid, signal.SIGKILL)
+        await self._reap(proc)
+        self._entries.pop(handle, None)
+
+    @staticmethod
+    async def _wait_group(proc: subprocess.Popen[bytes], pgid: int, timeout: float) -> bool:
+        """Wait until the leader exited and no live group member remains; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None and not await asyncio.to_thread(_group_alive, pgid):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(_POLL_S)
+
+    @staticmethod
+    async def _reap(proc: subprocess.Popen[bytes]) -> None:
+        """Collect the leader's exit status after SIGKILL (bounded, never blocks the loop)."""
+        deadline = time.monotonic() + 5
+        while proc.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(_POLL_S)

@@ -1,0 +1,69 @@
+"""Runs a real server (uvicorn on a free loopback port) in a background thread for API tests."""
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from gpustack.config import Config
+from gpustack.server.app import StartHook, create_app
+
+ADMIN_PASSWORD = "admin-password-1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RunningServer:
+    url: str
+    config: Config
+    token: str
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+    def admin(self) -> httpx.Client:
+        return self.client(auth=("admin", ADMIN_PASSWORD))
+
+
+@contextmanager
+def run_server(
+    data_dir: Path, database_url: str, hooks: list[StartHook] | None = None, **overrides: object
+) -> Iterator[RunningServer]:
+    port = free_port()
+    config = Config(
+        data_dir=data_dir, database_url=database_url, host="127.0.0.1", port=port,
+        bootstrap_password=ADMIN_PASSWORD, **overrides,  # type: ignore[arg-type]
+    )
+    app = create_app(config, start_hooks=hooks)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if not thread.is_alive():
+            raise RuntimeError("server thread died during start-up")
+        time.sleep(0.1)
+    else:
+        raise RuntimeError("server did not become ready")
+    try:
+        yield RunningServer(url=url, config=config, token=config.ensure_token())
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
