@@ -87,7 +87,7 @@ class Config(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _db_url(cls, value: str | None) -> str | None:
-        if value and not value.split("://", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql", "mysql"):
+        if value and value.split("://", 1)[0].split("+", 1)[0] not in ("sqlite", "postgresql", "mysql"):
             raise ValueError("database_url must start with sqlite://, postgresql:// or mysql://")
         return value
 

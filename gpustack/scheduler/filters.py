@@ -74,10 +74,8 @@ def filter_gpu_selector(model: ModelSnapshot, workers: Sequence[WorkerSnapshot])
         have = {gpu.index for gpu in worker.gpus}
         missing = sorted(indexes - have)
         if missing:
-            reasons[worker.name] = (
-                f"gpu_selector wants GPU {', '.join(map(str, missing))}, "
-                f"worker has GPUs {', '.join(map(str, sorted(have))) or 'none'}"
-            )
+            had = f"GPUs {', '.join(map(str, sorted(have)))}" if have else "no GPUs"
+            reasons[worker.name] = f"gpu_selector wants GPU {', '.join(map(str, missing))}, worker has {had}"
             continue
         gpus = tuple(gpu for gpu in worker.gpus if gpu.index in indexes)
         kept.append(dataclasses.replace(worker, gpus=gpus))

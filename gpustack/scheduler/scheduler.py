@@ -51,12 +51,8 @@ def apply_claim(workers: Sequence[WorkerSnapshot], candidate: Candidate) -> tupl
     Raises ValueError if the candidate's worker or one of its GPUs is not in `workers`.
     """
     if not any(worker.id == candidate.worker_id for worker in workers):
-        raise ValueError(
-            f"worker {candidate.worker_name!r} (id {candidate.worker_id}) is not in the snapshot"
-        )
-    return tuple(
-        _claim_on(worker, candidate) if worker.id == candidate.worker_id else worker for worker in workers
-    )
+        raise ValueError(f"worker {candidate.worker_name!r} (id {candidate.worker_id}) is not in the snapshot")
+    return tuple(_claim_on(worker, candidate) if worker.id == candidate.worker_id else worker for worker in workers)
 
 
 def _claim_on(worker: WorkerSnapshot, candidate: Candidate) -> WorkerSnapshot:

@@ -4,13 +4,14 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, FastAPI
 
 from gpustack import __version__
 from gpustack.config import Config
 from gpustack.core.errors import GPUStackError
 from gpustack.core.tasks import TaskGroup
+from gpustack.gateway.router import openai_error_handler
+from gpustack.gateway.router import router as openai_router
 from gpustack.schemas.instances import ModelInstancePublic
 from gpustack.schemas.model_files import ModelFilePublic
 from gpustack.schemas.models import ModelPublic
@@ -34,11 +35,6 @@ def _make_bus() -> EventBus:
     bus.register("model_instances", ModelInstancePublic)
     bus.register("model_files", ModelFilePublic)
     return bus
-
-
-async def _error_handler(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, GPUStackError)
-    return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
 
 
 def _v2_router() -> APIRouter:
@@ -75,8 +71,9 @@ def create_app(config: Config, start_hooks: list[StartHook] | None = None) -> Fa
     app.state.token = config.ensure_token()
     app.state.secret_key = config.secret_key()
     app.state.ready = False
-    app.add_exception_handler(GPUStackError, _error_handler)
+    app.add_exception_handler(GPUStackError, openai_error_handler)
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(_v2_router())
+    app.include_router(openai_router)
     return app

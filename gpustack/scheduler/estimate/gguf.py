@@ -77,9 +77,7 @@ def split_parts(path: Path) -> list[Path]:
     return parts
 
 
-def resolve_context_size(
-    explicit: int | None, backend_parameters: Sequence[str], train_ctx: int | None
-) -> int:
+def resolve_context_size(explicit: int | None, backend_parameters: Sequence[str], train_ctx: int | None) -> int:
     """Explicit arg > last ctx flag in backend_parameters > min(train ctx, 8192).
 
     A value of 0 (llama.cpp's "use the model's") means the full training context.

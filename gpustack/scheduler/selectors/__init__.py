@@ -23,9 +23,7 @@ def selector_for(backend: str) -> Selector:
     return SELECTORS.get(backend, select_generic)
 
 
-def select_candidates(
-    model: ModelSnapshot, estimate: ResourceEstimate, workers: Sequence[WorkerSnapshot]
-) -> Selection:
+def select_candidates(model: ModelSnapshot, estimate: ResourceEstimate, workers: Sequence[WorkerSnapshot]) -> Selection:
     """Run the backend's selector; with no candidate and distributed inference asked for, say why."""
     candidates, reasons = selector_for(model.backend)(model, estimate, workers)
     if not candidates and workers and model.distributed_inference_across_workers:

@@ -26,9 +26,7 @@ def single_gpu_candidates(estimate: ResourceEstimate, worker: WorkerSnapshot) ->
     ]
 
 
-def cpu_candidate(
-    estimate: ResourceEstimate, worker: WorkerSnapshot, what: str
-) -> tuple[Candidate | None, str]:
+def cpu_candidate(estimate: ResourceEstimate, worker: WorkerSnapshot, what: str) -> tuple[Candidate | None, str]:
     """Everything in system RAM, or (None, reason) when RAM is short; `what` prefixes the reason."""
     need = estimate.total_bytes
     if ram_free(worker) < need:
@@ -52,8 +50,7 @@ def distribute(n: int, max_per_slot: Sequence[int], weights: Sequence[int]) -> l
     """
     total_weight = sum(weights)
     out = [
-        min(cap, n * w // total_weight) if total_weight > 0 else 0
-        for cap, w in zip(max_per_slot, weights, strict=True)
+        min(cap, n * w // total_weight) if total_weight > 0 else 0 for cap, w in zip(max_per_slot, weights, strict=True)
     ]
     left = n - sum(out)
     for i in sorted(range(len(out)), key=lambda j: (out[j] - max_per_slot[j], j)):

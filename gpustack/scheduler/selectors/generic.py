@@ -8,9 +8,7 @@ from gpustack.scheduler.types import Candidate, ModelSnapshot, ResourceEstimate,
 from gpustack.scheduler.units import fmt_bytes
 
 
-def select_generic(
-    model: ModelSnapshot, estimate: ResourceEstimate, workers: Sequence[WorkerSnapshot]
-) -> Selection:
+def select_generic(model: ModelSnapshot, estimate: ResourceEstimate, workers: Sequence[WorkerSnapshot]) -> Selection:
     """Whole estimate on one GPU, else split evenly over the fewest GPUs of one worker.
 
     Workers without GPUs take the instance in RAM when it fits. There is no CPU offloading here.
@@ -38,9 +36,7 @@ def _worker_candidates(estimate: ResourceEstimate, worker: WorkerSnapshot) -> tu
     why = f"needs {fmt_bytes(estimate.total_bytes)} VRAM, {largest_gpu_text(worker)}"
     if len(worker.gpus) > 1:
         total_free = sum(gpu_free(g) for g in worker.gpus)
-        why += (
-            f"; an even split across its {len(worker.gpus)} GPUs ({fmt_bytes(total_free)} free) does not fit"
-        )
+        why += f"; an even split across its {len(worker.gpus)} GPUs ({fmt_bytes(total_free)} free) does not fit"
     return [], why
 
 

@@ -31,9 +31,7 @@ from gpustack.scheduler.types import Candidate, GPUSnapshot, ModelSnapshot, Reso
 from gpustack.scheduler.units import fmt_bytes
 
 
-def select_gguf(
-    model: ModelSnapshot, estimate: ResourceEstimate, workers: Sequence[WorkerSnapshot]
-) -> Selection:
+def select_gguf(model: ModelSnapshot, estimate: ResourceEstimate, workers: Sequence[WorkerSnapshot]) -> Selection:
     """Candidates per worker, trying the placements in the order listed in the module docstring."""
     candidates: list[Candidate] = []
     reasons: dict[str, str] = {}
@@ -61,9 +59,7 @@ def worker_candidates(
     notes = [f"needs {fmt_bytes(estimate.total_bytes)} VRAM, {largest_gpu_text(worker)}"]
     if len(worker.gpus) > 1:
         total_free = sum(gpu_free(g) for g in worker.gpus)
-        notes.append(
-            f"splitting across its {len(worker.gpus)} GPUs ({fmt_bytes(total_free)} free) does not fit"
-        )
+        notes.append(f"splitting across its {len(worker.gpus)} GPUs ({fmt_bytes(total_free)} free) does not fit")
     if not model.cpu_offloading:
         notes.append("CPU offloading is disabled")
         return [], "; ".join(notes)
@@ -86,9 +82,7 @@ def layer_split_candidate(estimate: ResourceEstimate, worker: WorkerSnapshot) ->
     for k in range(2, len(ranked) + 1):
         chosen = ranked[:k]
         max_layers = [
-            _layers_that_fit(
-                gpu_free(gpu) - estimate.compute_bytes - (head_bytes if i == 0 else 0), per_layer
-            )
+            _layers_that_fit(gpu_free(gpu) - estimate.compute_bytes - (head_bytes if i == 0 else 0), per_layer)
             for i, gpu in enumerate(chosen)
         ]
         if sum(max_layers) < estimate.total_layers:
@@ -102,9 +96,7 @@ def layer_split_candidate(estimate: ResourceEstimate, worker: WorkerSnapshot) ->
     return None
 
 
-def partial_offload_candidate(
-    estimate: ResourceEstimate, worker: WorkerSnapshot
-) -> tuple[Candidate | None, str]:
+def partial_offload_candidate(estimate: ResourceEstimate, worker: WorkerSnapshot) -> tuple[Candidate | None, str]:
     """Offload as many layers as fit to GPUs, the rest to RAM.
 
     Returns (None, "") when not even one layer fits a GPU, (None, reason) when RAM is short.

@@ -14,9 +14,7 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 async def login(data: LoginRequest, request: Request, response: Response, session: SessionDep) -> User:
     user = await service.authenticate(session=session, username=data.username, password=data.password)
     token = sign_session(request.app.state.secret_key, user.id, SESSION_TTL_SECONDS)  # type: ignore[arg-type]
-    response.set_cookie(
-        SESSION_COOKIE, token, max_age=SESSION_TTL_SECONDS, httponly=True, samesite="lax", path="/"
-    )
+    response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_TTL_SECONDS, httponly=True, samesite="lax", path="/")
     return user
 
 

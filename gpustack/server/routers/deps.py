@@ -13,9 +13,7 @@ PerPage = Annotated[int, Query(ge=1, le=1000, description="items per page")]
 Watch = Annotated[bool, Query(description="stream current rows, then changes, as JSON lines")]
 
 
-def watch_response(
-    request: Request, table: type[Any], public: type[BaseModel], **filters: Any
-) -> StreamingResponse:
+def watch_response(request: Request, table: type[Any], public: type[BaseModel], **filters: Any) -> StreamingResponse:
     state = request.app.state
     present = {k: v for k, v in filters.items() if v is not None}
     stream = watch(db=state.db, bus=state.bus, table=table, public=public, filters=present)

@@ -13,7 +13,11 @@ router = APIRouter(prefix="/model-files", tags=["model-files"])
 
 @router.get("", response_model=PaginatedList[ModelFilePublic])
 async def list_model_files(
-    session: SessionDep, _p: AdminOrWorker, page: Page = 1, per_page: PerPage = 100, worker_id: int | None = None
+    session: SessionDep,
+    _p: AdminOrWorker,
+    page: Page = 1,
+    per_page: PerPage = 100,
+    worker_id: int | None = None,
 ) -> PaginatedList[ModelFilePublic]:
     return await service.list_model_files(session=session, page=page, per_page=per_page, worker_id=worker_id)
 

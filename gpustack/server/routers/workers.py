@@ -33,7 +33,11 @@ async def register(
         raise UnauthorizedError("registration needs 'Authorization: Bearer <cluster token>'")
     state = request.app.state
     return await service.register_worker(
-        session=session, token=token.strip(), cluster_token=state.token, secret_key=state.secret_key, data=data
+        session=session,
+        token=token.strip(),
+        cluster_token=state.token,
+        secret_key=state.secret_key,
+        data=data,
     )
 
 

@@ -2,8 +2,8 @@
 
 from datetime import timedelta
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from gpustack.core.errors import ConflictError, NotFoundError, UnauthorizedError
 from gpustack.schemas.api_keys import ApiKey, ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
@@ -14,9 +14,7 @@ from gpustack.server.services.common import commit_or_conflict, paginate
 
 
 async def create_api_key(*, session: AsyncSession, user: User, data: ApiKeyCreate) -> ApiKeyCreated:
-    exists = await session.execute(
-        select(ApiKey.id).where(ApiKey.user_id == user.id, ApiKey.name == data.name)
-    )
+    exists = await session.execute(select(ApiKey.id).where(ApiKey.user_id == user.id, ApiKey.name == data.name))
     if exists.first():
         raise ConflictError(f"you already have an API key named '{data.name}'")
     access, secret, value = new_api_key()
@@ -35,10 +33,8 @@ async def create_api_key(*, session: AsyncSession, user: User, data: ApiKeyCreat
     return ApiKeyCreated(**ApiKeyPublic.model_validate(key, from_attributes=True).model_dump(), value=value)
 
 
-async def list_api_keys(
-    *, session: AsyncSession, user: User, page: int, per_page: int
-) -> PaginatedList[ApiKeyPublic]:
-    stmt = select(ApiKey).where(ApiKey.user_id == user.id).order_by(ApiKey.id)
+async def list_api_keys(*, session: AsyncSession, user: User, page: int, per_page: int) -> PaginatedList[ApiKeyPublic]:
+    stmt = select(ApiKey).where(ApiKey.user_id == user.id).order_by(col(ApiKey.id))
     return await paginate(session, stmt, page=page, per_page=per_page, public=ApiKeyPublic)
 
 

@@ -3,10 +3,11 @@
 import math
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
+from sqlmodel import select
 
 from gpustack.core.errors import ConflictError, NotFoundError
 from gpustack.schemas.common import PaginatedList, Pagination

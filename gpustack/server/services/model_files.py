@@ -1,7 +1,7 @@
 """Model file services: what each worker has downloaded or found, reported by the worker."""
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from gpustack.schemas.common import PaginatedList
 from gpustack.schemas.model_files import ModelFile, ModelFilePublic, ModelFileReport
@@ -12,7 +12,7 @@ from gpustack.server.services.common import get_or_404, paginate
 async def list_model_files(
     *, session: AsyncSession, page: int, per_page: int, worker_id: int | None = None
 ) -> PaginatedList[ModelFilePublic]:
-    stmt = select(ModelFile).order_by(ModelFile.id)
+    stmt = select(ModelFile).order_by(col(ModelFile.id))
     if worker_id is not None:
         stmt = stmt.where(ModelFile.worker_id == worker_id)
     return await paginate(session, stmt, page=page, per_page=per_page, public=ModelFilePublic)

@@ -1,7 +1,7 @@
 """Model services: create, list, update, scale and delete (cascading to instances)."""
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from gpustack.core.errors import ConflictError
 from gpustack.schemas.common import PaginatedList
@@ -27,7 +27,7 @@ async def create_model(*, session: AsyncSession, data: ModelCreate) -> Model:
 async def list_models(
     *, session: AsyncSession, page: int, per_page: int, search: str | None = None, state: str | None = None
 ) -> PaginatedList[ModelPublic]:
-    stmt = select(Model).order_by(Model.id)
+    stmt = select(Model).order_by(col(Model.id))
     if search:
         stmt = stmt.where(Model.name.contains(search))  # type: ignore[attr-defined]
     if state:
@@ -62,9 +62,7 @@ async def patch_model(*, session: AsyncSession, model_id: int, data: ModelPatch)
 async def delete_model(*, session: AsyncSession, model_id: int) -> None:
     """Deletes the model's instances through the ORM first so watchers see each deletion."""
     model = await get_or_404(session, Model, model_id, "model")
-    instances = (
-        (await session.execute(select(ModelInstance).where(ModelInstance.model_id == model_id))).scalars().all()
-    )
+    instances = (await session.execute(select(ModelInstance).where(ModelInstance.model_id == model_id))).scalars().all()
     for inst in instances:
         await session.delete(inst)
     await session.delete(model)

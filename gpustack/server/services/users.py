@@ -4,8 +4,9 @@ import logging
 import secrets
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from gpustack.core.errors import ConflictError, InvalidError, UnauthorizedError
 from gpustack.schemas.common import PaginatedList
@@ -63,7 +64,7 @@ async def create_user(*, session: AsyncSession, data: UserCreate) -> User:
 async def list_users(
     *, session: AsyncSession, page: int, per_page: int, search: str | None = None
 ) -> PaginatedList[UserPublic]:
-    stmt = select(User).order_by(User.id)
+    stmt = select(User).order_by(col(User.id))
     if search:
         stmt = stmt.where(User.username.contains(search))  # type: ignore[attr-defined]
     return await paginate(session, stmt, page=page, per_page=per_page, public=UserPublic)

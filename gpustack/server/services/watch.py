@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlmodel import col, select
 
 from gpustack.server.db import Database
 from gpustack.server.events import Event, EventBus, EventType
@@ -33,7 +33,7 @@ async def watch(
     """Subscribes before listing so no change between the listing and the feed is lost."""
     with bus.subscribe(table.__tablename__) as sub:
         async with db.session() as session:
-            stmt = select(table).order_by(table.id)
+            stmt = select(table).order_by(col(table.id))
             for key, value in filters.items():
                 stmt = stmt.where(getattr(table, key) == value)
             rows = (await session.execute(stmt)).scalars().all()

@@ -2,8 +2,8 @@
 
 import hmac
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from gpustack.core.errors import UnauthorizedError
 from gpustack.schemas.common import PaginatedList, utcnow
@@ -81,7 +81,7 @@ async def report_status(*, session: AsyncSession, worker: Worker, report: Worker
 async def list_workers(
     *, session: AsyncSession, page: int, per_page: int, state: str | None = None, name: str | None = None
 ) -> PaginatedList[WorkerPublic]:
-    stmt = select(Worker).order_by(Worker.id)
+    stmt = select(Worker).order_by(col(Worker.id))
     if state:
         stmt = stmt.where(Worker.state == state)
     if name:

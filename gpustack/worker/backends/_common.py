@@ -5,7 +5,7 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import PurePosixPath
 
-from gpustack.worker.backends.base import LaunchContext
+from gpustack.worker.backends.base import LaunchContext, LaunchSpec
 
 logger = logging.getLogger(__name__)
 
@@ -86,3 +86,23 @@ def model_mounts(ctx: LaunchContext) -> tuple[str, ...]:
     if ctx.image_name and PurePosixPath(ctx.model_path).is_absolute():
         return (ctx.model_path,)
     return ()
+
+
+class BackendUnavailableError(RuntimeError):
+    """The engine a backend needs is not installed on this worker (and no image was given)."""
+
+
+def base_spec(ctx: LaunchContext, argv: Sequence[str], health_path: str = "/v1/models") -> LaunchSpec:
+    """A LaunchSpec carrying the context's env, GPUs, name, work dir, image and model mount."""
+    return LaunchSpec(
+        argv=tuple(argv),
+        env=dict(ctx.env),
+        port=ctx.port,
+        health_path=health_path,
+        image=ctx.image_name,
+        gpu_indexes=ctx.gpu_indexes,
+        gpu_vendor=ctx.gpu_vendor,
+        name=ctx.instance_name,
+        work_dir=ctx.work_dir,
+        mounts=model_mounts(ctx),
+    )

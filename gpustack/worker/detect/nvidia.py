@@ -29,9 +29,7 @@ def _read_device(index: int) -> GPUDevice:
         logger.debug("NVML utilization unavailable for GPU %d: %s", index, exc)
         utilization = 0.0
     try:
-        temperature: float | None = float(
-            pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU)
-        )
+        temperature: float | None = float(pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU))
     except pynvml.NVMLError as exc:
         logger.debug("NVML temperature unavailable for GPU %d: %s", index, exc)
         temperature = None

@@ -109,7 +109,7 @@ class DockerRuntime(Runtime):
         options = container_options(spec)
         client = self._api()
         if spec.name:
-            self._remove_quietly(spec.name)  # a leftover container of a previous attempt
+            self._remove_leftover(spec.name)
         try:
             container = client.containers.run(**options)
         except _ERRORS as exc:
@@ -118,11 +118,28 @@ class DockerRuntime(Runtime):
         with open(log_path, "ab") as log:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             log.write(f"--- gpustack {stamp}: started container {container.short_id}\n".encode())
-        follower = self._logs_api().containers.get(container.id)
-        threading.Thread(
-            target=_stream_logs, args=(follower, log_path), name=f"logs-{container.short_id}", daemon=True
-        ).start()
+        self._follow_logs(str(container.id), log_path)
         return str(container.id)
+
+    def _follow_logs(self, container_id: str, log_path: Path) -> None:
+        """Start the daemon thread that appends the container's output to log_path."""
+        try:
+            follower = self._logs_api().containers.get(container_id)
+        except _ERRORS as exc:  # the container runs anyway; only its log file stays empty
+            logger.warning("cannot follow logs of container %s: %s", container_id[:12], exc)
+            return
+        name = f"logs-{container_id[:12]}"
+        threading.Thread(target=_stream_logs, args=(follower, log_path), name=name, daemon=True).start()
+
+    def _remove_leftover(self, name: str) -> None:
+        """Remove a container of a previous attempt with the same name, but only one gpustack started."""
+        try:
+            container = self._api().containers.get(name)
+        except NotFound:
+            return
+        if LABEL not in (container.labels or {}):
+            raise RuntimeStartError(f"a container named {name!r} exists and was not started by gpustack")
+        self._remove_quietly(container.id, timeout=5)
 
     def _remove_quietly(self, ref: str, timeout: float = 10) -> None:
         try:

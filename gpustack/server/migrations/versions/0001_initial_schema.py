@@ -6,9 +6,7 @@ Create Date: 2026-11-23 00:48:03.555383
 """
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
-
 
 revision = "0001"
 down_revision = None
@@ -21,14 +19,14 @@ def upgrade() -> None:
     op.create_table(
         "models",
         sa.Column("source", sa.String(length=32), nullable=False),
-        sa.Column("huggingface_repo_id", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
-        sa.Column("huggingface_filename", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
-        sa.Column("model_scope_model_id", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
-        sa.Column("model_scope_file_path", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
-        sa.Column("local_path", sqlmodel.sql.sqltypes.AutoString(length=1024), nullable=True),
+        sa.Column("huggingface_repo_id", sa.String(length=255), nullable=True),
+        sa.Column("huggingface_filename", sa.String(length=255), nullable=True),
+        sa.Column("model_scope_model_id", sa.String(length=255), nullable=True),
+        sa.Column("model_scope_file_path", sa.String(length=255), nullable=True),
+        sa.Column("local_path", sa.String(length=1024), nullable=True),
         sa.Column("replicas", sa.Integer(), nullable=False),
         sa.Column("backend", sa.String(length=32), nullable=False),
-        sa.Column("backend_version", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("backend_version", sa.String(length=64), nullable=True),
         sa.Column("backend_parameters", sa.JSON(), nullable=False),
         sa.Column("env", sa.JSON(), nullable=False),
         sa.Column("categories", sa.JSON(), nullable=False),
@@ -37,11 +35,11 @@ def upgrade() -> None:
         sa.Column("gpu_selector", sa.JSON(), nullable=False),
         sa.Column("cpu_offloading", sa.Boolean(), nullable=False),
         sa.Column("distributed_inference_across_workers", sa.Boolean(), nullable=False),
-        sa.Column("image_name", sqlmodel.sql.sqltypes.AutoString(length=512), nullable=True),
-        sa.Column("run_command", sqlmodel.sql.sqltypes.AutoString(length=4096), nullable=True),
-        sa.Column("description", sqlmodel.sql.sqltypes.AutoString(length=2048), nullable=True),
+        sa.Column("image_name", sa.String(length=512), nullable=True),
+        sa.Column("run_command", sa.String(length=4096), nullable=True),
+        sa.Column("description", sa.String(length=2048), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("state", sa.String(length=32), nullable=False),
         sa.Column("ready_replicas", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
@@ -53,11 +51,11 @@ def upgrade() -> None:
 
     op.create_table(
         "users",
-        sa.Column("username", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
-        sa.Column("full_name", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
+        sa.Column("username", sa.String(length=255), nullable=False),
+        sa.Column("full_name", sa.String(length=255), nullable=True),
         sa.Column("is_admin", sa.Boolean(), nullable=False),
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("hashed_password", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("hashed_password", sa.String(length=255), nullable=False),
         sa.Column("require_password_change", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
@@ -68,16 +66,16 @@ def upgrade() -> None:
 
     op.create_table(
         "workers",
-        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("labels", sa.JSON(), nullable=False),
-        sa.Column("ip", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("ip", sa.String(length=255), nullable=False),
         sa.Column("port", sa.Integer(), nullable=False),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("state", sa.String(length=32), nullable=False),
-        sa.Column("state_message", sqlmodel.sql.sqltypes.AutoString(length=2048), nullable=True),
+        sa.Column("state_message", sa.String(length=2048), nullable=True),
         sa.Column("heartbeat_time", sa.DateTime(), nullable=True),
         sa.Column("status", sa.JSON(), nullable=True),
-        sa.Column("credential_hash", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("credential_hash", sa.String(length=255), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
@@ -87,13 +85,13 @@ def upgrade() -> None:
 
     op.create_table(
         "api_keys",
-        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
-        sa.Column("description", sqlmodel.sql.sqltypes.AutoString(length=2048), nullable=True),
-        sa.Column("access_key", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column("description", sa.String(length=2048), nullable=True),
+        sa.Column("access_key", sa.String(length=64), nullable=False),
         sa.Column("expires_at", sa.DateTime(), nullable=True),
         sa.Column("allowed_model_names", sa.JSON(), nullable=False),
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("hashed_secret_key", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("hashed_secret_key", sa.String(length=255), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
@@ -107,11 +105,11 @@ def upgrade() -> None:
     op.create_table(
         "model_files",
         sa.Column("source", sa.String(length=32), nullable=False),
-        sa.Column("source_key", sqlmodel.sql.sqltypes.AutoString(length=1024), nullable=False),
-        sa.Column("resolved_path", sqlmodel.sql.sqltypes.AutoString(length=2048), nullable=True),
+        sa.Column("source_key", sa.String(length=1024), nullable=False),
+        sa.Column("resolved_path", sa.String(length=2048), nullable=True),
         sa.Column("size", sa.Integer(), nullable=True),
         sa.Column("state", sa.String(length=32), nullable=False),
-        sa.Column("state_message", sqlmodel.sql.sqltypes.AutoString(length=4096), nullable=True),
+        sa.Column("state_message", sa.String(length=4096), nullable=True),
         sa.Column("download_progress", sa.Float(), nullable=False),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("worker_id", sa.Integer(), nullable=False),
@@ -125,12 +123,12 @@ def upgrade() -> None:
 
     op.create_table(
         "model_instances",
-        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
-        sa.Column("model_name", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
-        sa.Column("worker_name", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
-        sa.Column("worker_ip", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
+        sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column("model_name", sa.String(length=255), nullable=False),
+        sa.Column("worker_name", sa.String(length=255), nullable=True),
+        sa.Column("worker_ip", sa.String(length=255), nullable=True),
         sa.Column("state", sa.String(length=32), nullable=False),
-        sa.Column("state_message", sqlmodel.sql.sqltypes.AutoString(length=8192), nullable=True),
+        sa.Column("state_message", sa.String(length=8192), nullable=True),
         sa.Column("gpu_indexes", sa.JSON(), nullable=False),
         sa.Column("port", sa.Integer(), nullable=True),
         sa.Column("pid", sa.Integer(), nullable=True),

@@ -1,0 +1,95 @@
+"""Time schedule() for one instance over 10, 100 and 1000 synthetic workers (8 GPUs each)."""
+
+import argparse
+import random
+import time
+from collections.abc import Sequence
+
+from gpustack.scheduler.scheduler import schedule
+from gpustack.scheduler.types import Candidate, GPUSnapshot, ModelSnapshot, ResourceEstimate, WorkerSnapshot
+
+GiB = 1024**3
+SIZES = (10, 100, 1000)
+GPUS_PER_WORKER = 8
+
+
+def synthetic_workers(n: int, seed: int = 0) -> list[WorkerSnapshot]:
+    """n ready workers with 8 x 24 GiB GPUs each, partly claimed so no single GPU can hold the model."""
+    rng = random.Random(seed)
+    workers = []
+    for wid in range(1, n + 1):
+        gpus = tuple(
+            GPUSnapshot(
+                index=i,
+                name="RTX 4090",
+                vendor="nvidia",
+                memory_total=24 * GiB,
+                memory_used=rng.randint(0, 8) * GiB,
+                memory_claimed=rng.randint(8, 20) * GiB,
+            )
+            for i in range(GPUS_PER_WORKER)
+        )
+        workers.append(
+            WorkerSnapshot(
+                id=wid,
+                name=f"worker-{wid:05d}",
+                state="ready",
+                labels={"zone": f"z{wid % 4}"},
+                gpus=gpus,
+                memory_total=256 * GiB,
+                memory_claimed=rng.randint(0, 128) * GiB,
+                cpu_cores=64,
+            )
+        )
+    return workers
+
+
+MODEL = ModelSnapshot(id=1, name="bench", backend="llama-box", placement_strategy="spread")
+# A 70B-class Q4 model: 40 GiB weights, 80 layers; forces the multi-GPU split path on most workers.
+ESTIMATE = ResourceEstimate(
+    weights_bytes=40 * GiB,
+    non_layer_bytes=1 * GiB,
+    kv_cache_bytes=2 * GiB,
+    compute_bytes=GiB // 2,
+    total_layers=80,
+    context_size=8192,
+)
+
+
+def time_per_call(workers: Sequence[WorkerSnapshot], repeats: int) -> float:
+    """Best of `repeats` timings of one schedule() call, in seconds."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        schedule(MODEL, ESTIMATE, workers)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def describe(workers: Sequence[WorkerSnapshot]) -> str:
+    """The placement chosen, so a run that only produces refusals is visible."""
+    result = schedule(MODEL, ESTIMATE, workers)
+    if isinstance(result, Candidate):
+        return f"{result.worker_name} GPUs {list(result.gpu_indexes)}"
+    return "refused"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    baseline: float | None = None
+    print(f"{'workers':>8} {'gpus':>6} {'ms/call':>10} {'vs 10':>8} {'per worker (us)':>16}  chosen")
+    for n in SIZES:
+        workers = synthetic_workers(n)
+        seconds = time_per_call(workers, args.repeats)
+        baseline = baseline or seconds
+        ratio = seconds / baseline
+        print(
+            f"{n:>8} {n * GPUS_PER_WORKER:>6} {seconds * 1e3:>10.2f} {ratio:>7.1f}x "
+            f"{seconds / n * 1e6:>16.1f}  {describe(workers)}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Command line: `gpustack start|version|migrate|reset-admin-password` (one entry point)."""
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+from typing import Any
+
+from pydantic import ValidationError
+
+from gpustack import __version__
+from gpustack.config import Config
+
+logger = logging.getLogger("gpustack")
+
+_START_FLAGS: list[tuple[str, dict[str, Any]]] = [
+    ("--config-file", {"help": "YAML file with options (keys as flag names without dashes)"}),
+    ("--data-dir", {"help": "where the database, token and logs live"}),
+    ("--host", {"help": "address the server binds to"}),
+    ("--port", {"type": int, "help": "server port"}),
+    (
+        "--database-url",
+        {"help": "sqlite:///path, postgresql://..., or mysql://... (default: SQLite in data dir)"},
+    ),
+    ("--bootstrap-password", {"help": "initial admin password (default: generated into the data dir)"}),
+    ("--token", {"help": "cluster registration token (default: generated and saved in the data dir)"}),
+    ("--server-url", {"help": "run as a worker only, joining this server"}),
+    ("--disable-worker", {"action": "store_const", "const": True, "help": "server without embedded worker"}),
+    ("--worker-name", {"help": "worker name (default: hostname)"}),
+    ("--worker-ip", {"help": "address the server uses to reach this worker"}),
+    ("--worker-port", {"type": int, "help": "worker proxy port"}),
+    ("--instance-port-range", {"help": "ports for inference engines, e.g. 40000-40999"}),
+    ("--gpu-inventory", {"help": "YAML list of GPUs to simulate instead of detecting them"}),
+    ("--runtime", {"choices": ["process", "docker"], "help": "how engines are launched"}),
+    ("--log-level", {"choices": ["debug", "info", "warning", "error"]}),
+]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gpustack", description="GPU cluster manager for serving AI models")
+    sub = parser.add_subparsers(dest="command", required=True)
+    start = sub.add_parser("start", help="start a server (with embedded worker) or a worker")
+    for flag, kwargs in _START_FLAGS:
+        start.add_argument(flag, **kwargs)
+    sub.add_parser("version", help="print the version")
+    migrate = sub.add_parser("migrate", help="upgrade the database schema to the latest revision")
+    reset = sub.add_parser("reset-admin-password", help="set a new password for a user (default admin)")
+    for p in (migrate, reset):
+        p.add_argument("--config-file")
+        p.add_argument("--data-dir")
+        p.add_argument("--database-url")
+    reset.add_argument("--username", default="admin")
+    reset.add_argument("--password", help="new password (prompted when absent)")
+    return parser
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    given = {key: value for key, value in vars(args).items() if value is not None and key in Config.model_fields}
+    return Config(**given)
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "version":
+        print(f"gpustack {__version__}")
+        return 0
+    try:
+        config = load_config(args)
+    except (ValidationError, ValueError) as exc:
+        return _fail(f"invalid configuration: {exc}")
+    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "migrate":
+        return _migrate(config)
+    if args.command == "reset-admin-password":
+        return _reset_password(config, args.username, args.password)
+    from gpustack.launcher import run
+
+    try:
+        asyncio.run(run(config))
+    except KeyboardInterrupt:
+        pass
+    except ValueError as exc:
+        return _fail(str(exc))
+    return 0
+
+
+def _migrate(config: Config) -> int:
+    from gpustack.server.db import create_engine
+    from gpustack.server.migrate import run_migrations
+
+    async def go() -> None:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(config.resolved_database_url())
+        try:
+            await run_migrations(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(go())
+    print("database is at the latest revision")
+    return 0
+
+
+def _reset_password(config: Config, username: str, password: str | None) -> int:
+    from gpustack.core.errors import InvalidError
+    from gpustack.server.db import Database
+    from gpustack.server.services.users import reset_password
+
+    password = password or getpass.getpass(f"new password for {username}: ")
+    if len(password) < 6:
+        return _fail("password must be at least 6 characters")
+
+    async def go() -> None:
+        db = Database(config.resolved_database_url())
+        try:
+            async with db.session() as session:
+                await reset_password(session=session, username=username, password=password)
+        finally:
+            await db.dispose()
+
+    try:
+        asyncio.run(go())
+    except InvalidError as exc:
+        return _fail(exc.message)
+    print(f"password of '{username}' updated")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

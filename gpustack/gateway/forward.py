@@ -1,0 +1,73 @@
+"""Forwards one OpenAI request to a worker proxy and streams the answer back chunk by chunk."""
+
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from gpustack.gateway.routing import Route
+
+logger = logging.getLogger(__name__)
+
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "host",
+    "authorization",
+}
+
+
+def openai_error(status: int, message: str, err_type: str, code: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": err_type, "param": None, "code": code}}, status)
+
+
+def forward_headers(headers: dict[str, str], credential: str) -> dict[str, str]:
+    out = {k: v for k, v in headers.items() if k.lower() not in _HOP_BY_HOP and k.lower() != "cookie"}
+    out["authorization"] = f"Bearer {credential}"
+    return out
+
+
+async def _stream(response: httpx.Response) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in response.aiter_raw():
+            yield chunk
+    finally:
+        await response.aclose()
+
+
+async def forward(
+    client: httpx.AsyncClient,
+    routes: list[Route],
+    *,
+    method: str,
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+    credentials: dict[str, str],
+) -> StreamingResponse | JSONResponse:
+    """Tries each route in turn until one connects; only connection failures move on to the next."""
+    last_error = "no running instance"
+    for route in routes:
+        request = client.build_request(
+            method,
+            f"{route.base_url}{path}",
+            content=body,
+            headers=forward_headers(headers, credentials.get(route.worker_name, "")),
+        )
+        try:
+            response = await client.send(request, stream=True)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
+            last_error = f"instance {route.instance_id} on {route.worker_name} unreachable: {exc}"
+            logger.warning(last_error)
+            continue
+        kept = {k: v for k, v in response.headers.items() if k.lower() not in _HOP_BY_HOP}
+        return StreamingResponse(_stream(response), status_code=response.status_code, headers=kept)
+    return openai_error(503, f"No replica could take the request ({last_error}).", "service_unavailable")

@@ -1,0 +1,31 @@
+"""Attaches the gateway: routes, the shared HTTP client, and the routing-table refresh loop."""
+
+import httpx
+from fastapi import FastAPI
+
+from gpustack.core.tasks import TaskGroup
+from gpustack.gateway.service import Gateway
+from gpustack.server.controllers.loop import reconcile_forever
+
+# Engines may think for minutes before the first token; connecting must be quick.
+_TIMEOUT = httpx.Timeout(connect=5.0, read=600.0, write=60.0, pool=10.0)
+_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
+
+
+def start_gateway(app: FastAPI, tasks: TaskGroup) -> None:
+    state = app.state
+
+    async def run() -> None:
+        async with httpx.AsyncClient(timeout=_TIMEOUT, limits=_LIMITS) as client:
+            gateway = Gateway(db=state.db, secret_key=state.secret_key, client=client)
+            state.gateway = gateway
+            await reconcile_forever(
+                "routing-table",
+                lambda: gateway.table.refresh(state.db),
+                period=5.0,
+                bus=state.bus,
+                kinds=("models", "model_instances", "workers"),
+                debounce=0.0,
+            )
+
+    tasks.spawn("gateway", run)

@@ -1,0 +1,50 @@
+"""A level-triggered reconcile loop: runs on a period, and sooner when an event wakes it."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+
+from gpustack.server.events import EventBus
+
+logger = logging.getLogger(__name__)
+
+
+async def reconcile_forever(
+    name: str,
+    reconcile: Callable[[], Awaitable[None]],
+    *,
+    period: float,
+    bus: EventBus | None = None,
+    kinds: Iterable[str] = (),
+    debounce: float = 0.05,
+) -> None:
+    """Calls `reconcile` every `period` seconds or when `kinds` change; a failed pass is logged and retried."""
+    wake = asyncio.Event()
+    watchers = [asyncio.create_task(_forward(bus, kind, wake)) for kind in kinds] if bus else []
+    try:
+        while True:
+            wake.clear()
+            try:
+                await reconcile()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("reconcile pass of %s failed", name)
+            try:
+                await asyncio.wait_for(wake.wait(), timeout=period)
+                await asyncio.sleep(debounce)
+            except TimeoutError:
+                pass
+    finally:
+        for task in watchers:
+            task.cancel()
+
+
+async def _forward(bus: EventBus, kind: str, wake: asyncio.Event) -> None:
+    while True:
+        with bus.subscribe(kind) as sub:
+            while True:
+                ev = await sub.queue.get()
+                wake.set()
+                if ev is None:  # overflowed: subscribe again
+                    break

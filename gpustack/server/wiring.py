@@ -1,0 +1,49 @@
+"""Start hooks that attach the reconcile loops and the OpenAI gateway to the server app."""
+
+from fastapi import FastAPI
+
+from gpustack.core.tasks import TaskGroup
+from gpustack.server.app import StartHook
+from gpustack.server.controllers.loop import reconcile_forever
+from gpustack.server.controllers.models import reconcile_models
+from gpustack.server.controllers.scheduling import SchedulingController
+from gpustack.server.controllers.workers import reconcile_workers
+
+
+def start_controllers(app: FastAPI, tasks: TaskGroup) -> None:
+    config, db, bus = app.state.config, app.state.db, app.state.bus
+    scheduler = SchedulingController(db)
+    tasks.spawn(
+        "model-controller",
+        lambda: reconcile_forever(
+            "models", lambda: reconcile_models(db), period=5.0, bus=bus, kinds=("models", "model_instances")
+        ),
+    )
+    tasks.spawn(
+        "scheduler",
+        lambda: reconcile_forever(
+            "scheduler",
+            scheduler.reconcile,
+            period=config.scheduler_scan_seconds,
+            bus=bus,
+            kinds=("model_instances", "workers"),
+            debounce=0.2,
+        ),
+    )
+    check_every = max(0.5, min(5.0, config.heartbeat_grace_seconds / 3))
+    tasks.spawn(
+        "worker-liveness",
+        lambda: reconcile_forever(
+            "workers",
+            lambda: reconcile_workers(
+                db, grace=config.heartbeat_grace_seconds, reschedule_after=config.reschedule_after_seconds
+            ),
+            period=check_every,
+        ),
+    )
+
+
+def server_hooks() -> list[StartHook]:
+    from gpustack.gateway.wiring import start_gateway
+
+    return [start_controllers, start_gateway]

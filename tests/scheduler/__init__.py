@@ -1,0 +1,1 @@
+"""Tests of the pure scheduler pipeline and the GGUF estimate."""

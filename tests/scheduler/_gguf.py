@@ -1,0 +1,106 @@
+"""Deterministic tiny llama-style GGUF writer for scheduler tests (no tokenizer, constant weights)."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from gguf import GGUFWriter
+
+
+@dataclass(frozen=True)
+class TinySpec:
+    vocab: int = 32
+    embd: int = 64
+    layers: int = 2
+    heads: int = 4
+    kv_heads: int | None = 2  # None: omit head_count_kv from the metadata
+    kv_heads_per_layer: tuple[int, ...] | None = None  # metadata only: write head_count_kv as an array
+    ffn: int = 128
+    ctx: int | None = 2048  # None: omit context_length from the metadata
+    key_length: int | None = None
+    value_length: int | None = None
+    dtype: type[np.floating] = np.float32
+
+
+def _tensor(rows: int, cols: int | None, dtype: type[np.floating]) -> np.ndarray:
+    shape = (rows,) if cols is None else (rows, cols)
+    return np.full(shape, 0.01, dtype=dtype)
+
+
+def layer_tensors(spec: TinySpec, i: int) -> dict[str, np.ndarray]:
+    head_dim = spec.embd // spec.heads
+    kv_heads = spec.kv_heads or spec.heads
+    e, d = spec.embd, spec.dtype
+    return {
+        f"blk.{i}.attn_norm.weight": _tensor(e, None, d),
+        f"blk.{i}.attn_q.weight": _tensor(spec.heads * head_dim, e, d),
+        f"blk.{i}.attn_k.weight": _tensor(kv_heads * head_dim, e, d),
+        f"blk.{i}.attn_v.weight": _tensor(kv_heads * head_dim, e, d),
+        f"blk.{i}.attn_output.weight": _tensor(e, spec.heads * head_dim, d),
+        f"blk.{i}.ffn_norm.weight": _tensor(e, None, d),
+        f"blk.{i}.ffn_gate.weight": _tensor(spec.ffn, e, d),
+        f"blk.{i}.ffn_up.weight": _tensor(spec.ffn, e, d),
+        f"blk.{i}.ffn_down.weight": _tensor(e, spec.ffn, d),
+    }
+
+
+def all_tensors(spec: TinySpec) -> dict[str, np.ndarray]:
+    tensors = {"token_embd.weight": _tensor(spec.vocab, spec.embd, spec.dtype)}
+    for i in range(spec.layers):
+        tensors.update(layer_tensors(spec, i))
+    tensors["output_norm.weight"] = _tensor(spec.embd, None, spec.dtype)
+    tensors["output.weight"] = _tensor(spec.vocab, spec.embd, spec.dtype)
+    return tensors
+
+
+def _add_metadata(writer: GGUFWriter, spec: TinySpec) -> None:
+    writer.add_name("tiny-test-llama")
+    if spec.ctx is not None:
+        writer.add_context_length(spec.ctx)
+    writer.add_embedding_length(spec.embd)
+    writer.add_block_count(spec.layers)
+    writer.add_feed_forward_length(spec.ffn)
+    writer.add_head_count(spec.heads)
+    if spec.kv_heads_per_layer is not None:
+        writer.add_head_count_kv(list(spec.kv_heads_per_layer))
+    elif spec.kv_heads is not None:
+        writer.add_head_count_kv(spec.kv_heads)
+    if spec.key_length is not None:
+        writer.add_key_length(spec.key_length)
+    if spec.value_length is not None:
+        writer.add_value_length(spec.value_length)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_vocab_size(spec.vocab)
+
+
+def _write(path: Path, spec: TinySpec, tensors: dict[str, np.ndarray], split: tuple[int, int] | None) -> None:
+    writer = GGUFWriter(str(path), "llama")
+    _add_metadata(writer, spec)
+    if split is not None:  # same keys and types as llama.cpp's gguf-split
+        writer.add_uint16("split.no", split[0])
+        writer.add_uint16("split.count", split[1])
+        writer.add_int32("split.tensors.count", len(all_tensors(spec)))
+    for name, data in tensors.items():
+        writer.add_tensor(name, data)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def write_tiny_gguf(path: Path, spec: TinySpec = TinySpec()) -> Path:
+    """Write one GGUF file with `spec` and return its path."""
+    _write(path, spec, all_tensors(spec), None)
+    return path
+
+
+def write_split_gguf(directory: Path, stem: str, spec: TinySpec = TinySpec(), parts: int = 2) -> list[Path]:
+    """Write `stem-0000i-of-0000N.gguf` files, tensors dealt round-robin; returns the paths in order."""
+    names = list(all_tensors(spec).items())
+    paths = []
+    for i in range(parts):
+        path = directory / f"{stem}-{i + 1:05d}-of-{parts:05d}.gguf"
+        chunk = dict(names[i::parts])
+        _write(path, spec, chunk, (i, parts))
+        paths.append(path)
+    return paths

@@ -1,0 +1,95 @@
+"""NVIDIA detection: the real NVML path on this machine and the device mapping against a fake NVML."""
+
+from types import SimpleNamespace
+from typing import Any
+
+import pynvml
+import pytest
+
+from gpustack.worker.detect import nvidia
+from gpustack.worker.detect.nvidia import detect_nvidia
+
+
+def _nvml_works() -> bool:
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError:
+        return False
+    pynvml.nvmlShutdown()
+    return True
+
+
+@pytest.mark.skipif(_nvml_works(), reason="NVML is available here; the no-GPU path cannot be observed")
+def test_detect_nvidia_without_driver_returns_empty() -> None:
+    assert detect_nvidia() == []
+
+
+class FakeNVML:
+    """Just the NVML calls detect_nvidia uses, with two devices."""
+
+    NVMLError = pynvml.NVMLError
+    NVML_TEMPERATURE_GPU = pynvml.NVML_TEMPERATURE_GPU
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def nvmlInit(self) -> None:
+        self.calls.append("init")
+
+    def nvmlShutdown(self) -> None:
+        self.calls.append("shutdown")
+
+    def nvmlDeviceGetCount(self) -> int:
+        return 2
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:
+        return index
+
+    def nvmlDeviceGetName(self, handle: int) -> Any:
+        return b"NVIDIA A100" if handle == 0 else "NVIDIA H100"
+
+    def nvmlDeviceGetUUID(self, handle: int) -> str:
+        return f"GPU-{handle}"
+
+    def nvmlDeviceGetMemoryInfo(self, handle: int) -> SimpleNamespace:
+        return SimpleNamespace(total=80 * 2**30, used=handle * 2**30, free=0)
+
+    def nvmlDeviceGetUtilizationRates(self, handle: int) -> SimpleNamespace:
+        if handle == 1:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        return SimpleNamespace(gpu=37, memory=5)
+
+    def nvmlDeviceGetTemperature(self, handle: int, sensor: int) -> int:
+        if handle == 1:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        return 55
+
+
+def test_detect_nvidia_maps_nvml_devices(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeNVML()
+    monkeypatch.setattr(nvidia, "pynvml", fake)
+    first, second = detect_nvidia()
+    assert (first.index, first.name, first.uuid) == (0, "NVIDIA A100", "GPU-0")
+    assert (first.memory_total, first.memory_used) == (80 * 2**30, 0)
+    assert (first.core_utilization, first.temperature) == (37.0, 55.0)
+    assert not first.simulated and first.vendor == "nvidia"
+    assert (second.name, second.memory_used) == ("NVIDIA H100", 2**30)
+    assert (second.core_utilization, second.temperature) == (0.0, None)
+    assert fake.calls == ["init", "shutdown"]
+
+
+def test_detect_nvidia_query_failure_returns_empty_and_shuts_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeNVML()
+
+    def broken(index: int) -> int:
+        raise pynvml.NVMLError(pynvml.NVML_ERROR_GPU_IS_LOST)
+
+    monkeypatch.setattr(fake, "nvmlDeviceGetHandleByIndex", broken)
+    monkeypatch.setattr(nvidia, "pynvml", fake)
+    assert detect_nvidia() == []
+    assert fake.calls == ["init", "shutdown"]
+
+
+def test_detect_nvidia_without_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(nvidia, "pynvml", None)
+    assert detect_nvidia() == []

@@ -1,0 +1,92 @@
+"""DockerRuntime: container options without an engine; live start/stop only where an engine answers."""
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from docker.types import DeviceRequest
+
+from gpustack.worker.backends.base import LaunchSpec
+from gpustack.worker.runtimes.base import RuntimeStartError, get_runtime
+from gpustack.worker.runtimes.docker import LABEL, DockerRuntime, container_options
+
+
+def _spec(**kwargs: object) -> LaunchSpec:
+    fields: dict = {"argv": ("vllm", "serve", "/models/m"), "env": {"A": "1"}, "port": 8000}
+    fields.update({"image": "vllm/vllm-openai:latest", "name": "m-1"}, **kwargs)
+    return LaunchSpec(**fields)
+
+
+def test_options_replace_entrypoint_with_argv() -> None:
+    options = container_options(_spec(gpu_indexes=(1, 3), mounts=("/models/m",)))
+    assert options["image"] == "vllm/vllm-openai:latest"
+    assert options["entrypoint"] == ["vllm"]
+    assert options["command"] == ["serve", "/models/m"]
+    assert options["network_mode"] == "host" and options["detach"] is True
+    assert options["environment"] == {"A": "1"}
+    assert options["labels"] == {LABEL: "m-1"} and options["name"] == "m-1"
+    (request,) = options["device_requests"]
+    assert isinstance(request, DeviceRequest)
+    assert request.device_ids == ["1", "3"] and request.capabilities == [["gpu"]]
+    (mount,) = options["mounts"]
+    assert mount["Source"] == mount["Target"] == "/models/m" and mount["ReadOnly"] is True
+
+
+def test_options_keep_entrypoint_and_no_gpus() -> None:
+    options = container_options(_spec(argv=("--flag",), keep_entrypoint=True, gpu_vendor="amd", gpu_indexes=(0,)))
+    assert "entrypoint" not in options
+    assert options["command"] == ["--flag"]
+    assert "device_requests" not in options
+    options = container_options(_spec(argv=(), keep_entrypoint=True))
+    assert options["command"] is None
+
+
+def test_options_require_an_image() -> None:
+    with pytest.raises(RuntimeStartError):
+        container_options(_spec(image=None))
+
+
+def test_is_available_answers_fast() -> None:
+    started = time.monotonic()
+    DockerRuntime().is_available()
+    assert time.monotonic() - started < 5
+
+
+def test_get_runtime_docker_is_shared() -> None:
+    assert get_runtime("docker") is get_runtime("docker")
+
+
+_ENGINE = DockerRuntime().is_available()
+live = pytest.mark.skipif(not _ENGINE, reason="no Docker engine answers on this machine")
+
+
+@live
+async def test_container_exit_code_logs_and_stop(tmp_path: Path) -> None:
+    runtime = DockerRuntime()
+    spec = LaunchSpec(
+        argv=("sh", "-c", "echo hello $GREETING; exit 3"),
+        env={"GREETING": "docker"},
+        port=0,
+        image="busybox:latest",
+        name=f"gpustack-test-{int(time.time())}",
+    )
+    log = tmp_path / "container.log"
+    handle = await runtime.start(spec, log)
+    try:
+        assert (await runtime.list_handles())[handle] == spec.name
+        for _ in range(200):
+            if (code := await runtime.exit_code(handle)) is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert code == 3
+        for _ in range(50):
+            if "hello docker" in log.read_text():
+                break
+            await asyncio.sleep(0.1)
+        assert "hello docker" in log.read_text()
+    finally:
+        await runtime.stop(handle, timeout=2)
+    with pytest.raises(KeyError):
+        await runtime.exit_code(handle)
+    await runtime.stop(handle)  # idempotent
