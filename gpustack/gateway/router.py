@@ -54,7 +54,7 @@ def _make_handler(path: str):  # type: ignore[no-untyped-def]
 
 
 for _path in PASS_THROUGH:
-    router.add_api_route(_path, _make_handler(_path), methods=["POST"])
+    router.add_api_route(_path, _make_handler(_path), methods=["POST"], response_model=None)
 
 
 async def openai_error_handler(request: Request, exc: Exception) -> JSONResponse:

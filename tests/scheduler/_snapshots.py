@@ -10,9 +10,7 @@ def gib(x: float) -> int:
     return int(x * GiB)
 
 
-def gpu(
-    index: int, total: float, *, claimed: float = 0, used: float = 0, name: str = "RTX 4090"
-) -> GPUSnapshot:
+def gpu(index: int, total: float, *, claimed: float = 0, used: float = 0, name: str = "RTX 4090") -> GPUSnapshot:
     return GPUSnapshot(
         index=index,
         name=name,

@@ -59,17 +59,13 @@ def test_refusal_collects_filter_and_selector_reasons() -> None:
         worker(2, "small", [gpu(0, 4, name="RTX 3050")], labels={"tier": "prod"}),
         worker(3, "other", [gpu(0, 80)], labels={"tier": "dev"}),
     ]
-    m = model(
-        cpu_offloading=False, worker_selector={"tier": "prod"}, distributed_inference_across_workers=True
-    )
+    m = model(cpu_offloading=False, worker_selector={"tier": "prod"}, distributed_inference_across_workers=True)
     result = schedule(m, estimate(), workers)
     assert isinstance(result, Refusal)
     assert result.reasons == {
         "down": "worker is not_ready",
         "other": "label selector wants tier=prod, worker has tier=dev",
-        "small": (
-            "needs 9.5 GiB VRAM, largest free GPU has 4.0 GiB (GPU 0 RTX 3050); CPU offloading is disabled"
-        ),
+        "small": ("needs 9.5 GiB VRAM, largest free GPU has 4.0 GiB (GPU 0 RTX 3050); CPU offloading is disabled"),
         "*": "distributed inference across workers is not supported yet",
     }
     assert result.message.startswith("No worker can take this instance. *: distributed inference")

@@ -104,16 +104,12 @@ def test_tiny_gpus_fall_back_to_full_cpu_with_offloading() -> None:
     w_small_ram = worker(2, "b", [gpu(0, 1)], ram=2)
     candidates, reasons = select_candidates(model(), estimate(), [w_small_ram])
     assert candidates == []
-    assert reasons["b"].endswith(
-        "no layer fits on a GPU and running on CPU needs 9.5 GiB RAM, only 2.0 GiB free"
-    )
+    assert reasons["b"].endswith("no layer fits on a GPU and running on CPU needs 9.5 GiB RAM, only 2.0 GiB free")
 
 
 def test_small_numbers_are_shown_in_mib() -> None:
     small = estimate(weights=0.5, non_layer=0.1, kv=0.1, compute=0.05, layers=4)
-    candidates, reasons = select_candidates(
-        model(cpu_offloading=False), small, [worker(1, "a", [gpu(0, 0.25)])]
-    )
+    candidates, reasons = select_candidates(model(cpu_offloading=False), small, [worker(1, "a", [gpu(0, 0.25)])])
     assert candidates == []
     assert reasons["a"].startswith("needs 665.6 MiB VRAM, largest free GPU has 256.0 MiB (GPU 0 RTX 4090)")
 

@@ -46,8 +46,11 @@ def _mysql_connect():  # type: ignore[no-untyped-def]
 
     url = make_url(MYSQL_ADMIN.replace("mysql://", "mysql+pymysql://", 1))
     return pymysql.connect(
-        host=url.host or "127.0.0.1", port=url.port or 3306, user=url.username or "root",
-        password=url.password or "", autocommit=True,
+        host=url.host or "127.0.0.1",
+        port=url.port or 3306,
+        user=url.username or "root",
+        password=url.password or "",
+        autocommit=True,
     )
 
 

@@ -42,8 +42,12 @@ def run_server(
 ) -> Iterator[RunningServer]:
     port = free_port()
     config = Config(
-        data_dir=data_dir, database_url=database_url, host="127.0.0.1", port=port,
-        bootstrap_password=ADMIN_PASSWORD, **overrides,  # type: ignore[arg-type]
+        data_dir=data_dir,
+        database_url=database_url,
+        host="127.0.0.1",
+        port=port,
+        bootstrap_password=ADMIN_PASSWORD,
+        **overrides,  # type: ignore[arg-type]
     )
     app = create_app(config, start_hooks=hooks)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

@@ -12,7 +12,9 @@ CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
-_WORDS = "the of and to in is you that it was for on are with as be at this have from hello world test model tiny".split()
+_WORDS = (
+    "the of and to in is you that it was for on are with as be at this have from hello world test model tiny".split()
+)
 
 
 def _vocab() -> tuple[list[str], list[float], list[int]]:

@@ -1,12 +1,16 @@
 """Model instance routes under /v2/model-instances."""
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from gpustack.schemas.common import PaginatedList
 from gpustack.schemas.instances import ModelInstance, ModelInstancePublic, ModelInstanceUpdate
 from gpustack.server.auth import AdminUser, CurrentWorker, PrincipalDep, SessionDep
 from gpustack.server.routers.deps import Page, PerPage, Watch, watch_response
 from gpustack.server.services import instances as service
+from gpustack.server.services import logs
 
 router = APIRouter(prefix="/model-instances", tags=["model-instances"])
 
@@ -35,6 +39,23 @@ async def list_instances(
 @router.get("/{instance_id}", response_model=ModelInstancePublic)
 async def get_instance(instance_id: int, session: SessionDep, _p: PrincipalDep) -> ModelInstance:
     return await service.get_instance(session=session, instance_id=instance_id)
+
+
+@router.get("/{instance_id}/logs")
+async def instance_logs(
+    instance_id: int,
+    request: Request,
+    session: SessionDep,
+    _p: PrincipalDep,
+    tail: Annotated[int, Query(ge=0, le=100_000)] = 200,
+    follow: bool = False,
+) -> StreamingResponse:
+    url, credential = await logs.log_source(
+        session=session, instance_id=instance_id, secret_key=request.app.state.secret_key
+    )
+    await session.close()
+    stream = await logs.open_log_stream(url, credential, tail=tail, follow=follow)
+    return StreamingResponse(stream, media_type="text/plain")
 
 
 @router.patch("/{instance_id}", response_model=ModelInstancePublic)

@@ -3,8 +3,6 @@
 import asyncio
 import importlib.util
 import socket
-import subprocess
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -15,13 +13,11 @@ import pytest
 from gpustack.worker.backends import llama_box
 from gpustack.worker.backends.base import LaunchContext, get_backend
 from gpustack.worker.runtimes.process import ProcessRuntime
-
-GENERATOR = Path("/work/shared/tools/make_tiny_gguf.py")
+from tests.utils.tiny_gguf import write_tiny_gguf
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python not installed"),
-    pytest.mark.skipif(not GENERATOR.exists(), reason=f"{GENERATOR} (tiny GGUF generator) not present"),
 ]
 
 
@@ -33,9 +29,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("gguf") / "tiny-llama.gguf"
-    subprocess.run([sys.executable, str(GENERATOR), str(path)], check=True, capture_output=True)
-    return path
+    return write_tiny_gguf(tmp_path_factory.mktemp("gguf") / "tiny-llama.gguf")
 
 
 async def _wait_healthy(client: httpx.AsyncClient, url: str, runtime: ProcessRuntime, handle: str) -> None:

@@ -1,0 +1,110 @@
+"""Starts a real server and workers as separate `gpustack start` processes on loopback."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.utils.server import free_port
+
+ADMIN_PASSWORD = "e2e-admin-password"
+FAST_LOOPS = {
+    "GPUSTACK_HEARTBEAT_INTERVAL_SECONDS": "1",
+    "GPUSTACK_HEARTBEAT_GRACE_SECONDS": "4",
+    "GPUSTACK_RESCHEDULE_AFTER_SECONDS": "2",
+    "GPUSTACK_SCHEDULER_SCAN_SECONDS": "2",
+    "GPUSTACK_RESYNC_SECONDS": "10",
+}
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group, like a machine losing power."""
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@dataclass
+class Cluster:
+    root: Path
+    url: str = ""
+    token: str = ""
+    procs: list[Proc] = field(default_factory=list)
+
+    def _spawn(self, name: str, args: list[str]) -> Proc:
+        log = self.root / f"{name}.log"
+        env = {**os.environ, **FAST_LOOPS, "PYTHONUNBUFFERED": "1"}
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "gpustack.cli", "start", *args],
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        proc = Proc(name, popen, log)
+        self.procs.append(proc)
+        return proc
+
+    def start_server(self) -> Proc:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        data = self.root / "server"
+        proc = self._spawn("server", [
+            "--data-dir", str(data), "--host", "127.0.0.1", "--port", str(port), "--disable-worker",
+            "--bootstrap-password", ADMIN_PASSWORD,
+        ])  # fmt: skip
+        wait_for(lambda: _ok(f"{self.url}/readyz"), 60, f"server ready ({proc.log})")
+        self.token = (data / "token").read_text().strip()
+        return proc
+
+    def start_worker(self, name: str, port_base: int) -> Proc:
+        return self._spawn(name, [
+            "--server-url", self.url, "--token", self.token, "--worker-name", name,
+            "--data-dir", str(self.root / name), "--host", "127.0.0.1", "--worker-ip", "127.0.0.1",
+            "--worker-port", str(free_port()), "--instance-port-range", f"{port_base}-{port_base + 49}",
+        ])  # fmt: skip
+
+    def admin(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, auth=("admin", ADMIN_PASSWORD), timeout=30)
+
+    def shutdown(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+
+
+def _ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.3) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

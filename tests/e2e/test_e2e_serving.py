@@ -1,0 +1,127 @@
+"""End to end: server + two workers as processes, a real llama.cpp engine, the official openai client."""
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+
+from tests.e2e.cluster import Cluster, wait_for
+from tests.utils.tiny_gguf import write_tiny_gguf
+
+pytestmark = pytest.mark.e2e
+pytest.importorskip("llama_cpp.server", reason="the CPU engine (llama-cpp-python[server]) is not installed")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    root = tmp_path_factory.mktemp("e2e")
+    cluster = Cluster(root)
+    try:
+        cluster.start_server()
+        cluster.start_worker("worker-a", 41000)
+        cluster.start_worker("worker-b", 41100)
+        with cluster.admin() as admin:
+            wait_for(lambda: _ready_workers(admin) == {"worker-a", "worker-b"}, 60, "two ready workers")
+        yield cluster
+    finally:
+        cluster.shutdown()
+        for proc in cluster.procs:
+            print(f"---- {proc.name} log tail ----\n" + proc.log.read_text(errors="replace")[-3000:])
+
+
+def _ready_workers(admin) -> set[str]:  # type: ignore[no-untyped-def]
+    items = admin.get("/v2/workers").json()["items"]
+    return {w["name"] for w in items if w["state"] == "ready"}
+
+
+def _instances(admin, model_id: int) -> list[dict]:  # type: ignore[no-untyped-def]
+    return admin.get("/v2/model-instances", params={"model_id": model_id}).json()["items"]
+
+
+def _running(admin, model_id: int) -> list[dict]:  # type: ignore[no-untyped-def]
+    return [i for i in _instances(admin, model_id) if i["state"] == "running"]
+
+
+@pytest.fixture(scope="module")
+def deployment(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    model_path = write_tiny_gguf(tmp_path_factory.mktemp("model") / "tiny.gguf")
+    with cluster.admin() as admin:
+        created = admin.post(
+            "/v2/models",
+            json={"name": "tiny", "source": "local_path", "local_path": str(Path(model_path)), "replicas": 2},
+        )
+        assert created.status_code == 201, created.text
+        model = created.json()
+        running = wait_for(
+            lambda: len(_running(admin, model["id"])) == 2 and _running(admin, model["id"]), 180, "two running replicas"
+        )
+        key = admin.post("/v2/api-keys", json={"name": "e2e"}).json()["value"]
+    return {"model": model, "running": running, "key": key}
+
+
+def _client(cluster: Cluster, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{cluster.url}/v1", api_key=key, max_retries=0, timeout=60)
+
+
+def test_replicas_spread_across_workers(deployment: dict) -> None:
+    workers = {i["worker_name"] for i in deployment["running"]}
+    assert workers == {"worker-a", "worker-b"}
+    assert all(i["port"] and i["pid"] for i in deployment["running"])
+
+
+def test_openai_client_end_to_end(cluster: Cluster, deployment: dict) -> None:
+    client = _client(cluster, deployment["key"])
+    assert "tiny" in [m.id for m in client.models.list().data]
+    chat = client.chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": "hello"}], max_tokens=8, temperature=0
+    )
+    assert chat.choices[0].message.role == "assistant"
+    assert chat.usage is not None and chat.usage.completion_tokens > 0
+    stream = client.chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=8, stream=True
+    )
+    chunks = list(stream)
+    assert len(chunks) >= 2, "streaming must arrive as several chunks"
+    completion = client.completions.create(model="tiny", prompt="the world", max_tokens=6)
+    assert completion.choices[0].text is not None and completion.usage.completion_tokens > 0  # type: ignore[union-attr]
+    emb = client.embeddings.create(model="tiny", input=["hello world", "tiny model"])
+    assert len(emb.data) == 2 and len(emb.data[0].embedding) == 64
+
+
+def test_unknown_model_and_bad_key(cluster: Cluster, deployment: dict) -> None:
+    client = _client(cluster, deployment["key"])
+    with pytest.raises(openai.NotFoundError) as err:
+        client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
+    assert err.value.body["code"] == "model_not_found"  # type: ignore[index]
+    with pytest.raises(openai.AuthenticationError):
+        _client(cluster, "gpustack_bad_key").models.list()
+
+
+def test_requests_survive_a_worker_dying(cluster: Cluster, deployment: dict) -> None:
+    """Kill worker-a and its engine: requests keep succeeding and its replica moves to worker-b."""
+    model_id = deployment["model"]["id"]
+    victim = next(i for i in deployment["running"] if i["worker_name"] == "worker-a")
+    next(p for p in cluster.procs if p.name == "worker-a").kill()
+    os.kill(victim["pid"], signal.SIGKILL)
+    client = _client(cluster, deployment["key"])
+    for _ in range(6):
+        reply = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=4)
+        assert reply.choices
+    with cluster.admin() as admin:
+        moved = wait_for(
+            lambda: (
+                [i for i in _running(admin, model_id) if i["worker_name"] == "worker-b"]
+                if len([i for i in _running(admin, model_id) if i["worker_name"] == "worker-b"]) == 2
+                else None
+            ),
+            180,
+            "both replicas running on worker-b",
+        )
+        assert {i["worker_name"] for i in moved} == {"worker-b"}
+        worker_a = admin.get("/v2/workers", params={"name": "worker-a"}).json()["items"][0]
+        assert worker_a["state"] == "not_ready"
+    reply = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=4)
+    assert reply.choices
