@@ -23,6 +23,8 @@ _HOP_BY_HOP = {
     "host",
     "authorization",
 }
+# The gateway's own HTTP server writes these; passing the worker's on would send each twice.
+_RESPONSE_DROP = _HOP_BY_HOP | {"date", "server"}
 
 
 def openai_error(status: int, message: str, err_type: str, code: str | None = None) -> JSONResponse:
@@ -68,6 +70,6 @@ async def forward(
             last_error = f"instance {route.instance_id} on {route.worker_name} unreachable: {exc}"
             logger.warning(last_error)
             continue
-        kept = {k: v for k, v in response.headers.items() if k.lower() not in _HOP_BY_HOP}
+        kept = {k: v for k, v in response.headers.items() if k.lower() not in _RESPONSE_DROP}
         return StreamingResponse(_stream(response), status_code=response.status_code, headers=kept)
     return openai_error(503, f"No replica could take the request ({last_error}).", "service_unavailable")

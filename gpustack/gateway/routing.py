@@ -2,6 +2,7 @@
 
 import itertools
 from dataclasses import dataclass, field
+from datetime import UTC
 
 from sqlmodel import select
 
@@ -57,7 +58,8 @@ class RoutingTable:
         table = {}
         for model in models:
             old = self.models.get(model.name)
-            entry = ModelRoutes(model.id, int(model.created_at.timestamp()), tuple(routes.get(model.id, [])))  # type: ignore[arg-type]
+            created = int(model.created_at.replace(tzinfo=UTC).timestamp())  # stored as naive UTC
+            entry = ModelRoutes(model.id, created, tuple(routes.get(model.id, [])))  # type: ignore[arg-type]
             if old is not None:
                 entry._counter = old._counter
             table[model.name] = entry

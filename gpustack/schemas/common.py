@@ -9,6 +9,9 @@ from sqlmodel import Field
 
 T = TypeVar("T")
 
+# Ids are 32-bit INTEGER columns on PostgreSQL/MySQL: a larger id cannot exist (and breaks the query).
+MAX_ID = 2**31 - 1
+
 
 def utcnow() -> datetime:
     """Naive UTC, second precision: every backend stores and compares it the same way."""

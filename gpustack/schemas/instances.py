@@ -4,7 +4,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
+from pydantic import Field as PField
 from sqlalchemy import Column, ForeignKey, Integer
 from sqlmodel import Field, SQLModel
 
@@ -87,10 +88,24 @@ class ModelInstanceUpdate(BaseModel):
 
     state: InstanceState | None = None
     state_message: str | None = None
-    port: int | None = None
-    pid: int | None = None
+    port: int | None = PField(default=None, ge=0, le=65535)
+    pid: int | None = PField(default=None, ge=0, le=2**31 - 1)
     download_progress: float | None = None
-    restart_count: int | None = None
+    restart_count: int | None = PField(default=None, ge=0, le=2**31 - 1)
+
+    @field_validator("state", "restart_count")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        """These columns are NOT NULL: leave them out to keep them, but null is refused."""
+        if value is None:
+            raise ValueError("may be omitted but not null")
+        return value
+
+    @field_validator("state_message")
+    @classmethod
+    def _fit_message(cls, value: str | None) -> str | None:
+        """Free text (often an error log): cut to the column size rather than refuse the report."""
+        return value[:8192] if value else value
 
 
 class ModelInstancePublic(ModelInstanceBase):

@@ -3,8 +3,9 @@
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel
-from sqlalchemy import Column, ForeignKey, Integer
+from pydantic import BaseModel, field_validator
+from pydantic import Field as PField
+from sqlalchemy import BigInteger, Column, ForeignKey, Integer
 from sqlmodel import Field, SQLModel
 
 from gpustack.schemas.common import created_at_field, enum_field, updated_at_field
@@ -21,7 +22,7 @@ class ModelFileBase(SQLModel):
     source: SourceEnum = enum_field(SourceEnum.LOCAL_PATH)
     source_key: str = Field(max_length=1024, description="repo id/filename or local path")
     resolved_path: str | None = Field(default=None, max_length=2048)
-    size: int | None = None
+    size: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     state: ModelFileState = enum_field(ModelFileState.DOWNLOADING)
     state_message: str | None = Field(default=None, max_length=4096)
     download_progress: float = 0.0
@@ -39,12 +40,18 @@ class ModelFile(ModelFileBase, table=True):
 
 class ModelFileReport(BaseModel):
     source: SourceEnum = enum_field(SourceEnum.LOCAL_PATH)
-    source_key: str
-    resolved_path: str | None = None
-    size: int | None = None
+    source_key: str = PField(min_length=1, max_length=1024)
+    resolved_path: str | None = PField(default=None, max_length=2048)
+    size: int | None = PField(default=None, ge=0, le=2**63 - 1)
     state: ModelFileState = ModelFileState.DOWNLOADING
     state_message: str | None = None
     download_progress: float = 0.0
+
+    @field_validator("state_message")
+    @classmethod
+    def _fit_message(cls, value: str | None) -> str | None:
+        """Free text (often an error): cut to the column size rather than refuse the report."""
+        return value[:4096] if value else value
 
 
 class ModelFilePublic(ModelFileBase):

@@ -19,7 +19,7 @@ from gpustack.schemas.workers import WorkerPublic
 from gpustack.server.db import Database
 from gpustack.server.events import EventBus
 from gpustack.server.migrate import run_migrations
-from gpustack.server.routers import api_keys, auth, health, instances, model_files, models, users, workers
+from gpustack.server.routers import api_keys, auth, health, instances, model_files, models, ui, users, workers
 from gpustack.server.services.users import bootstrap_admin
 
 logger = logging.getLogger(__name__)
@@ -76,4 +76,5 @@ def create_app(config: Config, start_hooks: list[StartHook] | None = None) -> Fa
     app.include_router(auth.router)
     app.include_router(_v2_router())
     app.include_router(openai_router)
+    app.include_router(ui.router)
     return app

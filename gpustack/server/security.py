@@ -6,6 +6,8 @@ import hmac
 import secrets
 import time
 
+from gpustack.schemas.common import MAX_ID
+
 API_KEY_PREFIX = "gpustack"
 WORKER_PREFIX = "gpsw"
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
@@ -59,7 +61,9 @@ def new_worker_credential(worker_id: int) -> tuple[str, str]:
 
 def parse_worker_credential(value: str) -> tuple[int, str] | None:
     parts = value.split("_")
-    if len(parts) != 3 or parts[0] != WORKER_PREFIX or not parts[1].isdigit():
+    if len(parts) != 3 or parts[0] != WORKER_PREFIX or not (parts[1].isascii() and parts[1].isdigit()):
+        return None
+    if not 0 < int(parts[1]) <= MAX_ID:
         return None
     return int(parts[1]), parts[2]
 

@@ -39,14 +39,14 @@ def model_state(replicas: int, states: list[str]) -> tuple[ModelState, int]:
 def _sync_replicas(session: AsyncSession, model: Model, instances: list[ModelInstance]) -> None:
     missing = model.replicas - len(instances)
     for _ in range(max(0, missing)):
-        session.add(
-            ModelInstance(
-                name=f"{model.name}-{secrets.token_hex(3)}",
-                model_id=model.id,  # type: ignore[arg-type]
-                model_name=model.name,
-                state=InstanceState.PENDING,
-            )
+        inst = ModelInstance(
+            name=f"{model.name}-{secrets.token_hex(3)}",
+            model_id=model.id,  # type: ignore[arg-type]
+            model_name=model.name,
+            state=InstanceState.PENDING,
         )
+        session.add(inst)
+        instances.append(inst)  # so this pass's model state counts it
     if missing < 0:
         extra = sorted(instances, key=lambda i: (_REMOVAL_ORDER.get(i.state, 0), -(i.id or 0)))
         for inst in extra[:-missing]:

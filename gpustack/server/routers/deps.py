@@ -6,9 +6,11 @@ from fastapi import Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from gpustack.schemas.common import MAX_ID
 from gpustack.server.services.watch import watch
 
-Page = Annotated[int, Query(ge=1, description="page number, from 1")]
+Page = Annotated[int, Query(ge=1, le=MAX_ID, description="page number, from 1")]
+IdFilter = Annotated[int | None, Query(ge=1, le=MAX_ID, description="only rows referencing this id")]
 PerPage = Annotated[int, Query(ge=1, le=1000, description="items per page")]
 Watch = Annotated[bool, Query(description="stream current rows, then changes, as JSON lines")]
 

@@ -8,7 +8,7 @@ from fastapi.responses import StreamingResponse
 from gpustack.schemas.common import PaginatedList
 from gpustack.schemas.instances import ModelInstance, ModelInstancePublic, ModelInstanceUpdate
 from gpustack.server.auth import AdminUser, CurrentWorker, PrincipalDep, SessionDep
-from gpustack.server.routers.deps import Page, PerPage, Watch, watch_response
+from gpustack.server.routers.deps import IdFilter, Page, PerPage, Watch, watch_response
 from gpustack.server.services import instances as service
 from gpustack.server.services import logs
 
@@ -22,8 +22,8 @@ async def list_instances(
     _p: PrincipalDep,
     page: Page = 1,
     per_page: PerPage = 100,
-    model_id: int | None = None,
-    worker_id: int | None = None,
+    model_id: IdFilter = None,
+    worker_id: IdFilter = None,
     state: str | None = None,
     watch: Watch = False,
 ) -> object:

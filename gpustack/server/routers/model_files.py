@@ -5,7 +5,7 @@ from fastapi import APIRouter, Response
 from gpustack.schemas.common import PaginatedList
 from gpustack.schemas.model_files import ModelFile, ModelFilePublic, ModelFileReport
 from gpustack.server.auth import AdminOrWorker, AdminUser, CurrentWorker, SessionDep
-from gpustack.server.routers.deps import Page, PerPage
+from gpustack.server.routers.deps import IdFilter, Page, PerPage
 from gpustack.server.services import model_files as service
 
 router = APIRouter(prefix="/model-files", tags=["model-files"])
@@ -17,7 +17,7 @@ async def list_model_files(
     _p: AdminOrWorker,
     page: Page = 1,
     per_page: PerPage = 100,
-    worker_id: int | None = None,
+    worker_id: IdFilter = None,
 ) -> PaginatedList[ModelFilePublic]:
     return await service.list_model_files(session=session, page=page, per_page=per_page, worker_id=worker_id)
 

@@ -7,7 +7,7 @@ from sqlmodel import col, select
 
 from gpustack.core.errors import ConflictError, NotFoundError, UnauthorizedError
 from gpustack.schemas.api_keys import ApiKey, ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
-from gpustack.schemas.common import PaginatedList, utcnow
+from gpustack.schemas.common import MAX_ID, PaginatedList, utcnow
 from gpustack.schemas.users import User
 from gpustack.server.security import hash_secret, new_api_key, parse_api_key, verify_secret
 from gpustack.server.services.common import commit_or_conflict, paginate
@@ -39,7 +39,7 @@ async def list_api_keys(*, session: AsyncSession, user: User, page: int, per_pag
 
 
 async def delete_api_key(*, session: AsyncSession, user: User, key_id: int) -> None:
-    key = await session.get(ApiKey, key_id)
+    key = await session.get(ApiKey, key_id) if 0 < key_id <= MAX_ID else None
     if key is None or (key.user_id != user.id and not user.is_admin):
         raise NotFoundError(f"API key {key_id} not found")
     await session.delete(key)

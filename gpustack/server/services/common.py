@@ -10,14 +10,14 @@ from sqlalchemy.sql import Select
 from sqlmodel import select
 
 from gpustack.core.errors import ConflictError, NotFoundError
-from gpustack.schemas.common import PaginatedList, Pagination
+from gpustack.schemas.common import MAX_ID, PaginatedList, Pagination
 
 T = TypeVar("T")
 MAX_PER_PAGE = 1000
 
 
 async def get_or_404(session: AsyncSession, cls: type[T], obj_id: int, label: str) -> T:
-    obj = await session.get(cls, obj_id)
+    obj = await session.get(cls, obj_id) if 0 < obj_id <= MAX_ID else None
     if obj is None:
         raise NotFoundError(f"{label} {obj_id} not found")
     return obj

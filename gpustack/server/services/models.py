@@ -29,7 +29,7 @@ async def list_models(
 ) -> PaginatedList[ModelPublic]:
     stmt = select(Model).order_by(col(Model.id))
     if search:
-        stmt = stmt.where(Model.name.contains(search))  # type: ignore[attr-defined]
+        stmt = stmt.where(Model.name.contains(search, autoescape=True))  # type: ignore[attr-defined]
     if state:
         stmt = stmt.where(Model.state == state)
     return await paginate(session, stmt, page=page, per_page=per_page, public=ModelPublic)

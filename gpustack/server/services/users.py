@@ -66,7 +66,7 @@ async def list_users(
 ) -> PaginatedList[UserPublic]:
     stmt = select(User).order_by(col(User.id))
     if search:
-        stmt = stmt.where(User.username.contains(search))  # type: ignore[attr-defined]
+        stmt = stmt.where(User.username.contains(search, autoescape=True))  # type: ignore[attr-defined]
     return await paginate(session, stmt, page=page, per_page=per_page, public=UserPublic)
 
 

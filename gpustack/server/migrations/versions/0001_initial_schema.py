@@ -107,7 +107,7 @@ def upgrade() -> None:
         sa.Column("source", sa.String(length=32), nullable=False),
         sa.Column("source_key", sa.String(length=1024), nullable=False),
         sa.Column("resolved_path", sa.String(length=2048), nullable=True),
-        sa.Column("size", sa.Integer(), nullable=True),
+        sa.Column("size", sa.BigInteger(), nullable=True),
         sa.Column("state", sa.String(length=32), nullable=False),
         sa.Column("state_message", sa.String(length=4096), nullable=True),
         sa.Column("download_progress", sa.Float(), nullable=False),

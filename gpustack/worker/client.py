@@ -1,0 +1,182 @@
+"""Async HTTP client for the server API a worker uses: register, status, instances, models, files."""
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from gpustack.schemas.instances import ModelInstancePublic, ModelInstanceUpdate
+from gpustack.schemas.model_files import ModelFileReport
+from gpustack.schemas.models import ModelPublic
+from gpustack.schemas.workers import WorkerRegister, WorkerRegistered, WorkerStatusReport
+
+logger = logging.getLogger(__name__)
+
+WATCH_READ_TIMEOUT = 45.0  # the server sends a heartbeat line every 15s
+PAGE_SIZE = 1000
+
+
+class ServerClientError(Exception):
+    """Base class of every error the server client raises."""
+
+
+class ServerUnreachableError(ServerClientError):
+    """The request did not get an HTTP answer (connection refused, timeout, reset...)."""
+
+
+class ServerResponseError(ServerClientError):
+    """The server answered with a non-2xx status."""
+
+    def __init__(self, method: str, path: str, status_code: int, detail: str) -> None:
+        super().__init__(f"{method} {path} answered {status_code}: {detail}")
+        self.status_code = status_code
+        self.detail = detail
+
+
+def is_retryable(exc: ServerClientError) -> bool:
+    """Worth retrying later: no answer, a server error, a conflict or rate limiting."""
+    if isinstance(exc, ServerResponseError):
+        return exc.status_code >= 500 or exc.status_code in (408, 409, 429)
+    return True
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500] or response.reason_phrase
+    if isinstance(body, dict) and "detail" in body:
+        return str(body["detail"])
+    return str(body)[:500]
+
+
+def _check(response: httpx.Response) -> httpx.Response:
+    if response.is_success:
+        return response
+    request = response.request
+    raise ServerResponseError(request.method, request.url.path, response.status_code, _detail(response))
+
+
+def _parse_event(line: str) -> tuple[str, dict[str, Any] | None]:
+    try:
+        event = json.loads(line)
+    except ValueError as exc:
+        raise ServerClientError(f"malformed watch line {line[:200]!r}: {exc}") from exc
+    if not isinstance(event, dict):
+        raise ServerClientError(f"malformed watch line {line[:200]!r}")
+    data = event.get("data")
+    return str(event.get("type")), data if isinstance(data, dict) else None
+
+
+PayloadFactory = Callable[[], Awaitable[WorkerRegister]]
+
+
+class ServerClient:
+    """One pooled AsyncClient; keeps the worker credential in memory and re-registers on a 401."""
+
+    def __init__(self, base_url: str, token: str, payload: PayloadFactory, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._token = token
+        self._payload = payload
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=httpx.Timeout(timeout, connect=5.0))
+        self._registration: WorkerRegistered | None = None
+        self._register_lock = asyncio.Lock()
+
+    @property
+    def registration(self) -> WorkerRegistered:
+        if self._registration is None:
+            raise RuntimeError("the worker is not registered yet")
+        return self._registration
+
+    @property
+    def worker_id(self) -> int | None:
+        return self._registration.id if self._registration else None
+
+    @property
+    def proxy_credential(self) -> str | None:
+        return self._registration.proxy_credential if self._registration else None
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _send(self, method: str, path: str, credential: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {credential}"}
+        try:
+            return await self._http.request(method, path, headers=headers, **kwargs)
+        except httpx.TransportError as exc:
+            raise ServerUnreachableError(f"{method} {self.base_url}{path} failed: {exc!r}") from exc
+
+    async def register(self) -> WorkerRegistered:
+        """POST /v2/workers/register with the cluster token; the new credential replaces the old."""
+        payload = await self._payload()
+        response = _check(
+            await self._send("POST", "/v2/workers/register", self._token, json=payload.model_dump(mode="json"))
+        )
+        self._registration = WorkerRegistered.model_validate(response.json())
+        logger.info("registered as worker '%s' (id %d)", self._registration.name, self._registration.id)
+        return self._registration
+
+    async def _reregister(self, stale: str) -> None:
+        """Register again unless another caller already replaced the stale credential."""
+        async with self._register_lock:
+            if self._registration is None or self._registration.credential == stale:
+                logger.warning("server refused the worker credential; registering again")
+                await self.register()
+
+    async def _authed(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        credential = self.registration.credential
+        response = await self._send(method, path, credential, **kwargs)
+        if response.status_code == 401:
+            await self._reregister(credential)
+            response = await self._send(method, path, self.registration.credential, **kwargs)
+        return _check(response)
+
+    async def report_status(self, report: WorkerStatusReport) -> None:
+        await self._authed("POST", "/v2/workers/me/status", json=report.model_dump(mode="json"))
+
+    async def list_instances(self, worker_id: int) -> list[ModelInstancePublic]:
+        """Every instance placed on the worker (all pages)."""
+        items: list[ModelInstancePublic] = []
+        page = 1
+        while True:
+            params = {"worker_id": worker_id, "page": page, "per_page": PAGE_SIZE}
+            body = (await self._authed("GET", "/v2/model-instances", params=params)).json()
+            items.extend(ModelInstancePublic.model_validate(item) for item in body["items"])
+            if page >= int(body["pagination"]["total_page"]):
+                return items
+            page += 1
+
+    async def watch_instances(self, worker_id: int) -> AsyncIterator[tuple[str, dict[str, Any] | None]]:
+        """(event type, row) pairs from the watch stream; ends when the server closes it."""
+        credential = self.registration.credential
+        headers = {"Authorization": f"Bearer {credential}"}
+        params: dict[str, str | int] = {"worker_id": worker_id, "watch": "true"}
+        timeout = httpx.Timeout(10.0, read=WATCH_READ_TIMEOUT)
+        try:
+            async with self._http.stream(
+                "GET", "/v2/model-instances", params=params, headers=headers, timeout=timeout
+            ) as response:
+                if response.status_code == 401:
+                    await self._reregister(credential)
+                if not response.is_success:
+                    await response.aread()
+                _check(response)
+                async for line in response.aiter_lines():
+                    if line.strip():
+                        yield _parse_event(line)
+        except httpx.TransportError as exc:
+            raise ServerUnreachableError(f"watch stream of {self.base_url} failed: {exc!r}") from exc
+
+    async def get_model(self, model_id: int) -> ModelPublic:
+        return ModelPublic.model_validate((await self._authed("GET", f"/v2/models/{model_id}")).json())
+
+    async def update_instance(self, instance_id: int, update: ModelInstanceUpdate) -> ModelInstancePublic:
+        body = update.model_dump(mode="json", exclude_unset=True)
+        response = await self._authed("PATCH", f"/v2/model-instances/{instance_id}", json=body)
+        return ModelInstancePublic.model_validate(response.json())
+
+    async def report_model_file(self, report: ModelFileReport) -> None:
+        await self._authed("POST", "/v2/model-files", json=report.model_dump(mode="json"))

@@ -1,0 +1,304 @@
+"""One instance's engine on this worker: resolve files, launch, health-check, monitor, restart."""
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from gpustack.core.tasks import TaskGroup
+from gpustack.schemas.instances import InstanceState, ModelInstancePublic, ModelInstanceUpdate
+from gpustack.schemas.models import ModelPublic
+from gpustack.worker.backends import LaunchContext, LaunchSpec, get_backend
+from gpustack.worker.backoff import Backoff, monotonic
+from gpustack.worker.client import ServerClient, ServerClientError, ServerResponseError
+from gpustack.worker.downloads import DownloadError, ModelResolver, ResolvedModel
+from gpustack.worker.logs import instance_log_path, tail_text
+from gpustack.worker.ports import NoFreePortError, PortAllocator
+from gpustack.worker.runtimes.base import Runtime, RuntimeStartError, get_runtime
+
+logger = logging.getLogger(__name__)
+
+MAX_MESSAGE_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """Timings of the serve loop; tests shorten them, real engines need the generous defaults."""
+
+    tick_seconds: float = 2.0
+    monitor_seconds: float = 1.0
+    health_timeout_seconds: float = 600.0
+    health_poll_seconds: float = 0.5
+    restart_base_seconds: float = 2.0
+    restart_max_seconds: float = 60.0
+    healthy_reset_seconds: float = 300.0
+    resend_seconds: float = 5.0
+    stop_timeout_seconds: float = 10.0
+    error_log_lines: int = 20
+
+
+@dataclass
+class EngineDeps:
+    """What every runner shares: the server client, file resolver, ports and settings."""
+
+    client: ServerClient
+    resolver: ModelResolver
+    ports: PortAllocator
+    options: ServeOptions
+    data_dir: Path
+    runtime_name: str
+    health: httpx.AsyncClient
+    gpu_vendor: Callable[[], str]
+    request_resync: Callable[[], None]
+
+
+class EngineFailure(Exception):
+    """A launch step failed or the engine died; the message becomes the instance's state_message."""
+
+
+class InstanceRunner:
+    """Owns the engine of one instance for as long as the instance is placed on this worker."""
+
+    def __init__(self, instance: ModelInstancePublic, deps: EngineDeps) -> None:
+        self.instance_id = instance.id
+        self.name = instance.name
+        self.instance = instance  # the latest server view
+        self.deps = deps
+        self.phase = InstanceState.INITIALIZING
+        self.port: int | None = None
+        self.pid: int | None = None
+        self.restart_count = instance.restart_count
+        self.log_path = instance_log_path(deps.data_dir, instance.name)
+        self._handle: str | None = None
+        self._runtime: Runtime | None = None
+        self._backoff = Backoff(deps.options.restart_base_seconds, deps.options.restart_max_seconds)
+        self._running_since: float | None = None
+        self._last: ModelInstanceUpdate | None = None
+        self._last_at = 0.0
+        self._tasks = TaskGroup()
+
+    def start(self) -> None:
+        self._tasks.spawn(f"instance-{self.instance_id}", self._run)
+
+    async def stop(self) -> None:
+        """Cancel the lifecycle and stop the engine (graceful, then forced)."""
+        await self._tasks.stop()
+        await self._release()
+        logger.info("stopped instance %s", self.name)
+
+    def observe(self, instance: ModelInstancePublic) -> None:
+        self.instance = instance
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._launch()
+                await self._monitor()
+            except EngineFailure as exc:
+                message = str(exc)
+            except Exception as exc:
+                logger.exception("instance %s: unexpected error", self.name)
+                message = f"unexpected worker error: {exc!r}"
+            await self._release()
+            await self._fail(message)
+
+    async def _launch(self) -> None:
+        self.phase = InstanceState.INITIALIZING
+        await self._report(
+            state=InstanceState.INITIALIZING,
+            state_message=None,
+            port=None,
+            pid=None,
+            download_progress=None,
+            restart_count=self.restart_count,
+        )
+        model = await self._model()
+        resolved = await self._resolve(model)
+        self.port = self._allocate_port()
+        self.phase = InstanceState.STARTING
+        await self._report(state=InstanceState.STARTING, state_message=None, port=self.port)
+        spec = self._spec(model, resolved, self.port)
+        await self._start_engine(spec)
+        await self._wait_healthy(spec)
+        self.phase = InstanceState.RUNNING
+        self._running_since = monotonic()
+        await self._report(state=InstanceState.RUNNING, state_message=None, port=self.port, pid=self.pid)
+        logger.info("instance %s is running on port %s (pid %s)", self.name, self.port, self.pid)
+
+    async def _model(self) -> ModelPublic:
+        try:
+            return await self.deps.client.get_model(self.instance.model_id)
+        except ServerClientError as exc:
+            raise EngineFailure(f"cannot read model {self.instance.model_id}: {exc}") from exc
+
+    async def _resolve(self, model: ModelPublic) -> ResolvedModel:
+        async def progress(percent: float) -> None:
+            self.phase = InstanceState.DOWNLOADING
+            await self._report(state=InstanceState.DOWNLOADING, download_progress=round(percent, 2))
+
+        try:
+            resolved = await self.deps.resolver.resolve(model, progress)
+        except DownloadError as exc:
+            raise EngineFailure(str(exc)) from exc
+        if self.phase == InstanceState.DOWNLOADING:
+            await self._report(state=InstanceState.DOWNLOADING, download_progress=100.0)
+        return resolved
+
+    def _allocate_port(self) -> int:
+        try:
+            return self.deps.ports.allocate()
+        except NoFreePortError as exc:
+            raise EngineFailure(str(exc)) from exc
+
+    def _spec(self, model: ModelPublic, resolved: ResolvedModel, port: int) -> LaunchSpec:
+        claim = self.instance.computed_resource_claim
+        ctx = LaunchContext(
+            instance_id=self.instance_id,
+            instance_name=self.name,
+            model_name=model.name,
+            model_path=str(resolved.path),
+            host="127.0.0.1",
+            port=port,
+            gpu_indexes=tuple(self.instance.gpu_indexes),
+            gpu_vendor=self.deps.gpu_vendor(),
+            backend_parameters=tuple(model.backend_parameters),
+            env=dict(model.env),
+            run_command=model.run_command,
+            image_name=model.image_name,
+            backend_version=model.backend_version,
+            offload_layers=claim.offload_layers if claim else None,
+            work_dir=self.deps.data_dir / "instances" / self.log_path.stem,
+        )
+        try:
+            return get_backend(model.backend.value)(ctx)
+        except (KeyError, ValueError, RuntimeError) as exc:
+            reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            raise EngineFailure(f"backend '{model.backend.value}': {reason}") from exc
+
+    async def _start_engine(self, spec: LaunchSpec) -> None:
+        """Start the spec; a cancellation during a slow start still records the handle to stop."""
+        name = "docker" if spec.image else self.deps.runtime_name
+        try:
+            self._runtime = get_runtime(name)
+        except KeyError as exc:
+            raise EngineFailure(str(exc.args[0])) from exc
+        start = asyncio.ensure_future(self._runtime.start(spec, self.log_path))
+        try:
+            handle = await asyncio.shield(start)
+        except asyncio.CancelledError:
+            await asyncio.wait({start})
+            if not start.cancelled() and start.exception() is None:
+                self._handle = start.result()
+            raise
+        except RuntimeStartError as exc:
+            raise EngineFailure(str(exc)) from exc
+        self._handle = handle
+        self.pid = int(handle) if handle.isdigit() else None
+
+    async def _exit_code(self) -> int | None:
+        if self._runtime is None or self._handle is None:
+            return -1
+        try:
+            return await self._runtime.exit_code(self._handle)
+        except KeyError:
+            return -1
+
+    async def _exited(self, code: int, when: str) -> EngineFailure:
+        lines = await asyncio.to_thread(tail_text, self.log_path, self.deps.options.error_log_lines)
+        return EngineFailure(f"engine exited with code {code} {when}; last log lines:\n{lines}")
+
+    async def _wait_healthy(self, spec: LaunchSpec) -> None:
+        options = self.deps.options
+        path = spec.health_path if spec.health_path.startswith("/") else "/" + spec.health_path
+        url = f"http://127.0.0.1:{spec.port}{path}"
+        deadline = monotonic() + options.health_timeout_seconds
+        while True:
+            code = await self._exit_code()
+            if code is not None:
+                raise await self._exited(code, "while starting")
+            if await self._healthy(url):
+                return
+            if monotonic() >= deadline:
+                raise EngineFailure(
+                    f"engine did not answer GET {path} with 200 within {options.health_timeout_seconds:.0f}s"
+                )
+            await self._sleep(options.health_poll_seconds)
+
+    async def _healthy(self, url: str) -> bool:
+        try:
+            response = await self.deps.health.get(url)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    async def _monitor(self) -> None:
+        while True:
+            await self._sleep(self.deps.options.monitor_seconds)
+            code = await self._exit_code()
+            if code is not None:
+                raise await self._exited(code, "while running")
+
+    async def _release(self) -> None:
+        """Stop the engine if one runs and free its port."""
+        if self._handle is not None and self._runtime is not None:
+            await self._runtime.stop(self._handle, timeout=self.deps.options.stop_timeout_seconds)
+        self._handle = None
+        self.pid = None
+        self.deps.ports.release(self.port)
+        self.port = None
+
+    async def _fail(self, message: str) -> None:
+        """Report the error, then wait out the backoff (reset after a long healthy run)."""
+        ran = monotonic() - self._running_since if self._running_since is not None else 0.0
+        if ran >= self.deps.options.healthy_reset_seconds:
+            self._backoff.reset()
+        self._running_since = None
+        delay = self._backoff.next()
+        self.restart_count += 1
+        self.phase = InstanceState.ERROR
+        logger.warning("instance %s failed (restart in %.1fs): %s", self.name, delay, message)
+        text = f"{message}\n(restarting in {delay:.0f}s)"
+        await self._report(
+            state=InstanceState.ERROR,
+            state_message=text[-MAX_MESSAGE_CHARS:],
+            port=None,
+            pid=None,
+            restart_count=self.restart_count,
+        )
+        await self._sleep(delay)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep in short steps, re-sending the last report when the server's view disagrees."""
+        deadline = monotonic() + seconds
+        while (left := deadline - monotonic()) > 0:
+            await asyncio.sleep(min(left, self.deps.options.monitor_seconds))
+            await self._resend_if_stale()
+
+    async def _resend_if_stale(self) -> None:
+        last, seen = self._last, self.instance
+        if last is None or monotonic() - self._last_at < self.deps.options.resend_seconds:
+            return
+        stale = seen.state != last.state
+        if last.state == InstanceState.RUNNING:
+            stale = stale or (seen.port, seen.pid) != (last.port, last.pid)
+        if stale:
+            logger.info("instance %s: server shows %s, re-reporting %s", self.name, seen.state, last.state)
+            await self._send(last)
+
+    async def _report(self, **fields: object) -> None:
+        await self._send(ModelInstanceUpdate.model_validate(fields))
+
+    async def _send(self, update: ModelInstanceUpdate) -> None:
+        """PATCH the instance; failures are logged (a later re-send repairs the server's view)."""
+        self._last, self._last_at = update, monotonic()
+        try:
+            self.instance = await self.deps.client.update_instance(self.instance_id, update)
+        except ServerResponseError as exc:
+            logger.warning("instance %s: report refused: %s", self.name, exc)
+            if exc.status_code in (403, 404):
+                self.deps.request_resync()
+        except ServerClientError as exc:
+            logger.warning("instance %s: report failed: %s", self.name, exc)

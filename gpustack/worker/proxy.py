@@ -1,0 +1,176 @@
+"""The worker's HTTP surface: health, a streaming reverse proxy to local engines, and instance logs."""
+
+import asyncio
+import hmac
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Protocol
+
+import httpx
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from gpustack.schemas.instances import InstanceState
+from gpustack.worker.logs import follow, read_tail
+
+logger = logging.getLogger(__name__)
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+_NOT_FORWARDED = HOP_BY_HOP | {"host", "authorization", "content-length"}
+
+
+class ProxyTarget(Protocol):
+    """What the proxy needs to know about a local instance (InstanceRunner provides it)."""
+
+    phase: InstanceState
+    port: int | None
+    log_path: Path
+
+
+Lookup = Callable[[int], ProxyTarget | None]
+CredentialSource = Callable[[], str | None]
+
+
+class ClosingStreamingResponse(StreamingResponse):
+    """A StreamingResponse that always closes its body iterator, even when the client went away."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            aclose = getattr(self.body_iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
+def _unauthorized() -> HTTPException:
+    return HTTPException(
+        401, "a valid 'Authorization: Bearer <proxy credential>' is required", {"WWW-Authenticate": "Bearer"}
+    )
+
+
+def _error(status: int, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
+def _authorizer(credential: CredentialSource) -> Callable[[Request], None]:
+    def require(request: Request) -> None:
+        expected = credential()
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        if not expected or scheme.lower() != "bearer":
+            raise _unauthorized()
+        if not hmac.compare_digest(value.strip().encode(), expected.encode()):
+            raise _unauthorized()
+
+    return require
+
+
+def _upstream_path(request: Request, instance_id: int, path: str) -> str:
+    """The path after /proxy/<id>, kept percent-encoded as the client sent it."""
+    raw = request.scope.get("raw_path")
+    prefix = f"/proxy/{instance_id}".encode()
+    if isinstance(raw, bytes) and raw.startswith(prefix + b"/"):
+        return raw[len(prefix) :].decode("latin-1")
+    return "/" + path
+
+
+async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in response.aiter_raw():
+            yield chunk
+    finally:
+        await response.aclose()
+
+
+async def _forward(client: httpx.AsyncClient, request: Request, port: int, path: str) -> Response:
+    url = f"http://127.0.0.1:{port}{path}"
+    if request.url.query:
+        url += "?" + request.url.query
+    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _NOT_FORWARDED]
+    upstream = client.build_request(request.method, url, headers=headers, content=await request.body())
+    try:
+        response = await client.send(upstream, stream=True)
+    except httpx.HTTPError as exc:
+        logger.warning("proxy to %s failed: %r", url, exc)
+        return _error(502, f"the engine on port {port} did not answer: {exc!r}")
+    kept = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP}
+    return ClosingStreamingResponse(_relay(response), status_code=response.status_code, headers=kept)
+
+
+async def _log_stream(
+    request: Request, target: ProxyTarget, lookup: Lookup, instance_id: int, tail: int, keep_following: bool
+) -> AsyncIterator[bytes]:
+    """The last `tail` lines, then (when following) appended bytes until the client or instance goes."""
+
+    async def stopped() -> bool:
+        return lookup(instance_id) is not target or await request.is_disconnected()
+
+    data, offset = await asyncio.to_thread(read_tail, target.log_path, tail)
+    if data:
+        yield data
+    if keep_following:
+        async for chunk in follow(target.log_path, offset, stopped):
+            yield chunk
+
+
+def create_proxy_app(lookup: Lookup, credential: CredentialSource) -> FastAPI:
+    """The app served on the worker port; every route but /healthz needs the proxy credential."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=200, keepalive_expiry=60)
+        timeout = httpx.Timeout(connect=5.0, read=None, write=60.0, pool=None)
+        async with httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False) as client:
+            app.state.http = client
+            yield
+
+    app = FastAPI(title="GPUStack worker", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    authorized = [Depends(_authorizer(credential))]
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.api_route(
+        "/proxy/{instance_id}/{path:path}",
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+        dependencies=authorized,
+    )
+    async def proxy(request: Request, instance_id: int, path: str) -> Response:
+        target = lookup(instance_id)
+        if target is None:
+            return _error(404, f"model instance {instance_id} is not served by this worker")
+        port = target.port
+        if target.phase != InstanceState.RUNNING or port is None:
+            return _error(503, f"model instance {instance_id} is {target.phase.value}, not running")
+        return await _forward(request.app.state.http, request, port, _upstream_path(request, instance_id, path))
+
+    @app.get("/instances/{instance_id}/logs", dependencies=authorized)
+    async def logs(
+        request: Request,
+        instance_id: int,
+        tail: Annotated[int, Query(ge=-1, description="last N lines; -1 for the whole file")] = 100,
+        follow: Annotated[bool, Query(description="keep streaming appended lines")] = False,
+    ) -> Response:
+        target = lookup(instance_id)
+        if target is None:
+            return _error(404, f"model instance {instance_id} is not served by this worker")
+        stream = _log_stream(request, target, lookup, instance_id, tail, follow)
+        return ClosingStreamingResponse(stream, media_type="text/plain; charset=utf-8")
+
+    return app

@@ -1,0 +1,223 @@
+"""Scheduling controller against a real database: simulated GPU workers and a tiny GGUF on disk."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import col, select
+
+from gpustack.scheduler.estimate.gguf import estimate_gguf
+from gpustack.schemas.instances import InstanceState, ModelInstance
+from gpustack.schemas.models import BackendEnum, Model, PlacementStrategy, SourceEnum
+from gpustack.schemas.workers import CPUInfo, GPUDevice, MemoryInfo, Worker, WorkerState, WorkerStatus
+from gpustack.server.controllers.models import reconcile_models
+from gpustack.server.controllers.scheduling import SchedulingController, estimate_model
+from gpustack.server.db import Database
+
+GiB = 1 << 30
+
+
+@pytest.fixture(scope="module")
+def need(tiny_gguf: Path) -> int:
+    """VRAM the tiny GGUF needs on one GPU (~66 MiB, mostly compute buffers)."""
+    return estimate_gguf(tiny_gguf).total_bytes
+
+
+async def add_worker(
+    db: Database,
+    name: str,
+    gpus: list[int],
+    *,
+    state: WorkerState = WorkerState.READY,
+    labels: dict[str, str] | None = None,
+    ram: int = 16 * GiB,
+) -> int:
+    status = WorkerStatus(
+        cpu=CPUInfo(total=8),
+        memory=MemoryInfo(total=ram),
+        gpu_devices=[
+            GPUDevice(index=i, name="Simulated GPU", uuid=f"{name}-gpu{i}", memory_total=size, simulated=True)
+            for i, size in enumerate(gpus)
+        ],
+        simulated_gpus=True,
+    )
+    async with db.session() as session:
+        worker = Worker(
+            name=name,
+            ip=f"10.0.0.{len(name)}",
+            port=10150,
+            labels=labels or {},
+            state=state,
+            status=status.model_dump(mode="json"),
+        )
+        session.add(worker)
+        await session.commit()
+        return worker.id  # type: ignore[return-value]
+
+
+async def add_model(db: Database, name: str, path: Path | str, replicas: int, **spec: Any) -> int:
+    """A model plus its pending instances, created by the model controller as the server would."""
+    async with db.session() as session:
+        model = Model(name=name, source=SourceEnum.LOCAL_PATH, local_path=str(path), replicas=replicas, **spec)
+        session.add(model)
+        await session.commit()
+        model_id = model.id
+    await reconcile_models(db)
+    return model_id  # type: ignore[return-value]
+
+
+async def instances(db: Database, model_id: int) -> list[ModelInstance]:
+    async with db.session() as session:
+        stmt = select(ModelInstance).where(ModelInstance.model_id == model_id).order_by(col(ModelInstance.id))
+        return list((await session.execute(stmt)).scalars().all())
+
+
+async def test_pending_instance_is_scheduled_with_its_claim(db: Database, tiny_gguf: Path, need: int) -> None:
+    wid = await add_worker(db, "w-one", [4 * GiB])
+    mid = await add_model(db, "sched-one", tiny_gguf, 1)
+    [before] = await instances(db, mid)
+    assert before.state == InstanceState.PENDING
+
+    await SchedulingController(db).reconcile()
+
+    [inst] = await instances(db, mid)
+    assert inst.state == InstanceState.SCHEDULED
+    assert (inst.worker_id, inst.worker_name, inst.worker_ip) == (wid, "w-one", "10.0.0.5")
+    assert inst.gpu_indexes == [0]
+    assert inst.computed_resource_claim == {"vram": {"0": need}, "ram": 0, "offload_layers": 2, "total_layers": 2}
+    assert inst.state_message is None
+
+
+async def test_spread_puts_two_replicas_on_two_workers(db: Database, tiny_gguf: Path) -> None:
+    a = await add_worker(db, "w-a", [4 * GiB])
+    b = await add_worker(db, "w-b", [4 * GiB])
+    mid = await add_model(db, "spread", tiny_gguf, 2, placement_strategy=PlacementStrategy.SPREAD)
+
+    await SchedulingController(db).reconcile()
+
+    placed = await instances(db, mid)
+    assert [i.state for i in placed] == [InstanceState.SCHEDULED] * 2
+    assert sorted(i.worker_id for i in placed) == sorted([a, b])  # type: ignore[type-var]
+
+
+async def test_binpack_puts_two_replicas_on_one_worker(db: Database, tiny_gguf: Path, need: int) -> None:
+    await add_worker(db, "w-a", [4 * GiB])
+    await add_worker(db, "w-b", [4 * GiB])
+    mid = await add_model(db, "binpack", tiny_gguf, 2, placement_strategy=PlacementStrategy.BINPACK)
+
+    await SchedulingController(db).reconcile()
+
+    placed = await instances(db, mid)
+    assert [i.state for i in placed] == [InstanceState.SCHEDULED] * 2
+    assert len({i.worker_id for i in placed}) == 1
+    assert [i.gpu_indexes for i in placed] == [[0], [0]]
+
+
+async def test_unmatched_worker_selector_leaves_instance_pending_with_reason(db: Database, tiny_gguf: Path) -> None:
+    await add_worker(db, "w-us", [4 * GiB], labels={"zone": "us"})
+    await add_worker(db, "w-nolabel", [4 * GiB])
+    mid = await add_model(db, "picky", tiny_gguf, 1, worker_selector={"zone": "eu"})
+
+    await SchedulingController(db).reconcile()
+
+    [inst] = await instances(db, mid)
+    assert inst.state == InstanceState.PENDING and inst.worker_id is None
+    message = inst.state_message or ""
+    assert message.startswith("No worker can take this instance.")
+    assert "w-us: label selector wants zone=eu, worker has zone=us" in message
+    assert "w-nolabel: label selector wants zone=eu, worker has no label 'zone'" in message
+
+
+async def test_not_ready_worker_is_not_used(db: Database, tiny_gguf: Path) -> None:
+    await add_worker(db, "w-big-down", [80 * GiB, 80 * GiB], state=WorkerState.NOT_READY)
+    small = await add_worker(db, "w-small-up", [1 * GiB])
+    mid = await add_model(db, "avoid-down", tiny_gguf, 2)
+
+    await SchedulingController(db).reconcile()
+
+    placed = await instances(db, mid)
+    assert [(i.state, i.worker_id) for i in placed] == [(InstanceState.SCHEDULED, small)] * 2
+
+
+async def test_only_not_ready_workers_means_pending_with_reason(db: Database, tiny_gguf: Path) -> None:
+    await add_worker(db, "w-down", [80 * GiB], state=WorkerState.NOT_READY)
+    mid = await add_model(db, "nowhere", tiny_gguf, 1)
+
+    await SchedulingController(db).reconcile()
+
+    [inst] = await instances(db, mid)
+    assert inst.state == InstanceState.PENDING
+    assert "w-down: worker is not_ready" in (inst.state_message or "")
+
+
+async def test_one_pass_does_not_double_book_a_gpu(db: Database, tiny_gguf: Path, need: int) -> None:
+    wid = await add_worker(db, "w-tight", [need * 3 // 2])
+    mid = await add_model(db, "tight", tiny_gguf, 2, cpu_offloading=False)
+
+    await SchedulingController(db).reconcile()
+
+    first, second = await instances(db, mid)
+    assert (first.state, first.worker_id, first.gpu_indexes) == (InstanceState.SCHEDULED, wid, [0])
+    assert (second.state, second.worker_id) == (InstanceState.PENDING, None)
+    message = second.state_message or ""
+    assert "w-tight: needs" in message and "VRAM" in message
+    assert "CPU offloading is disabled" in message
+
+
+async def test_claims_in_the_database_are_respected_by_a_later_pass(db: Database, tiny_gguf: Path, need: int) -> None:
+    await add_worker(db, "w-tight2", [need * 3 // 2], ram=0)
+    mid = await add_model(db, "later", tiny_gguf, 1)
+    controller = SchedulingController(db)
+    await controller.reconcile()
+
+    async with db.session() as session:
+        model = await session.get(Model, mid)
+        assert model is not None
+        model.replicas = 2
+        await session.commit()
+    await reconcile_models(db)
+    await controller.reconcile()
+
+    placed, waiting = await instances(db, mid)
+    assert placed.state == InstanceState.SCHEDULED
+    assert waiting.state == InstanceState.PENDING
+    assert "w-tight2:" in (waiting.state_message or "")
+
+
+async def test_reconcile_leaves_placed_instances_alone(db: Database, tiny_gguf: Path) -> None:
+    await add_worker(db, "w-a", [4 * GiB])
+    await add_worker(db, "w-b", [4 * GiB])
+    mid = await add_model(db, "stable", tiny_gguf, 2)
+    controller = SchedulingController(db)
+    await controller.reconcile()
+    first = [(i.id, i.worker_id, i.gpu_indexes, i.updated_at) for i in await instances(db, mid)]
+
+    await controller.reconcile()
+
+    assert [(i.id, i.worker_id, i.gpu_indexes, i.updated_at) for i in await instances(db, mid)] == first
+
+
+async def test_unknown_estimate_is_placed_with_a_note(db: Database, tmp_path: Path) -> None:
+    wid = await add_worker(db, "w-note", [4 * GiB])
+    missing = tmp_path / "absent.gguf"
+    mid = await add_model(db, "not-here", missing, 1)
+
+    await SchedulingController(db).reconcile()
+
+    [inst] = await instances(db, mid)
+    assert (inst.state, inst.worker_id) == (InstanceState.SCHEDULED, wid)
+    assert inst.state_message == f"{missing} is not on the server; placed without a memory check"
+
+
+def test_estimate_model_reads_gguf_metadata(tiny_gguf: Path) -> None:
+    est = estimate_model(Model(name="m", local_path=str(tiny_gguf)))
+    assert est.note is None and est.estimate.total_layers == 2 and est.estimate.total_bytes > 64 << 20
+
+    in_dir = estimate_model(Model(name="m", local_path=str(tiny_gguf.parent)))
+    assert in_dir == est
+
+    vllm = estimate_model(Model(name="m", local_path=str(tiny_gguf), backend=BackendEnum.VLLM))
+    assert vllm.estimate.total_bytes == 0 and "unavailable" in (vllm.note or "")
+
+    hub = estimate_model(Model(name="m", source=SourceEnum.HUGGING_FACE, huggingface_repo_id="a/b"))
+    assert hub.estimate.total_bytes == 0 and hub.note

@@ -1,0 +1,291 @@
+"""/v2/models over real HTTP on every database backend: create, validation, listing, update, delete."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from gpustack.schemas.instances import ModelInstance
+from tests.server.api_test_helpers import (
+    admin_client,
+    create_model,
+    insert_instance,
+    sync_engine,
+    unique,
+)
+from tests.utils.server import RunningServer
+
+
+@pytest.fixture
+def api(server: RunningServer) -> Iterator[httpx.Client]:
+    with admin_client(server) as client:
+        yield client
+
+
+def _body(**fields: Any) -> dict[str, Any]:
+    return {"name": unique("model"), "source": "local_path", "local_path": "/models/a.gguf", **fields}
+
+
+def _error_text(response: httpx.Response) -> str:
+    """All messages of a 422 (a list of errors) or the detail of any other error, as one string."""
+    detail = response.json()["detail"]
+    if isinstance(detail, list):
+        return " | ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in detail)
+    return str(detail)
+
+
+def test_create_echoes_every_field_and_defaults(api: httpx.Client) -> None:
+    body = _body(
+        replicas=2,
+        backend="llama-box",
+        backend_version="v0.0.140",
+        backend_parameters=["--ctx-size=4096", "--jinja"],
+        env={"LLAMA_ARG_THREADS": "4"},
+        categories=["llm"],
+        placement_strategy="binpack",
+        worker_selector={"gpu": "a100"},
+        gpu_selector=["worker-a:0", "worker-a:1"],
+        cpu_offloading=False,
+        description="a test model",
+    )
+    response = api.post("/v2/models", json=body)
+    assert response.status_code == 201, response.text
+    created = response.json()
+    for key, value in body.items():
+        assert created[key] == value, key
+    assert isinstance(created["id"], int)
+    assert created["state"] == "pending"
+    assert created["ready_replicas"] == 0
+    assert created["distributed_inference_across_workers"] is False
+    assert created["created_at"] and created["updated_at"]
+
+    fetched = api.get(f"/v2/models/{created['id']}")
+    assert fetched.status_code == 200
+    assert fetched.json() == created
+
+
+def test_create_huggingface_source_requires_repo_id(api: httpx.Client) -> None:
+    ok = api.post(
+        "/v2/models",
+        json={"name": unique("hf"), "source": "huggingface", "huggingface_repo_id": "Qwen/Qwen2.5-0.5B-Instruct-GGUF"},
+    )
+    assert ok.status_code == 201, ok.text
+    assert ok.json()["local_path"] is None
+
+    missing = api.post("/v2/models", json={"name": unique("hf"), "source": "huggingface"})
+    assert missing.status_code == 422
+    assert "requires 'huggingface_repo_id'" in _error_text(missing)
+
+
+def test_duplicate_name_is_a_conflict_with_a_clear_detail(api: httpx.Client) -> None:
+    first = create_model(api)
+    again = api.post("/v2/models", json=_body(name=first["name"]))
+    assert again.status_code == 409
+    detail = again.json()["detail"]
+    assert isinstance(detail, str)
+    assert first["name"] in detail and "already exists" in detail
+
+
+@pytest.mark.parametrize("replicas", [-1, 65, 1000, "many", None, 1.5])
+def test_invalid_replicas_are_rejected(api: httpx.Client, replicas: object) -> None:
+    response = api.post("/v2/models", json=_body(replicas=replicas))
+    assert response.status_code == 422, response.text
+    assert any(e["loc"][-1] == "replicas" for e in response.json()["detail"])
+
+
+def test_replicas_bounds_are_inclusive(api: httpx.Client) -> None:
+    assert create_model(api, replicas=0)["replicas"] == 0
+    assert create_model(api, replicas=64)["replicas"] == 64
+
+
+def test_local_path_source_requires_local_path(api: httpx.Client) -> None:
+    body = _body()
+    del body["local_path"]
+    response = api.post("/v2/models", json=body)
+    assert response.status_code == 422
+    assert "source 'local_path' requires 'local_path'" in _error_text(response)
+    empty = api.post("/v2/models", json=_body(local_path=""))
+    assert empty.status_code == 422
+
+
+@pytest.mark.parametrize("entry", ["abc", "worker-a", ":0", "worker-a:", "worker-a:x", "worker-a:-1"])
+def test_malformed_gpu_selector_is_rejected(api: httpx.Client, entry: str) -> None:
+    response = api.post("/v2/models", json=_body(gpu_selector=[entry]))
+    assert response.status_code == 422, response.text
+    assert f"gpu_selector entry '{entry}'" in _error_text(response)
+
+
+def test_custom_backend_needs_a_command_or_an_image(api: httpx.Client) -> None:
+    response = api.post("/v2/models", json=_body(backend="custom"))
+    assert response.status_code == 422
+    assert "backend 'custom' requires" in _error_text(response)
+    assert create_model(api, backend="custom", run_command="my-server --port {port}")["backend"] == "custom"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"name": ""},
+        {"name": " leading-space"},
+        {"name": "has space"},
+        {"name": "x" * 256},
+        {"name": "-starts-with-dash"},
+        {"source": "ftp"},
+        {"backend": "tensorrt"},
+        {"placement_strategy": "random"},
+        {"env": {"A": 1}},
+        {"backend_parameters": "--flag"},
+        {"description": "d" * 2049},
+    ],
+    ids=lambda f: next(iter(f)),
+)
+def test_invalid_fields_are_rejected(api: httpx.Client, fields: dict[str, Any]) -> None:
+    response = api.post("/v2/models", json=_body(**fields))
+    assert response.status_code == 422, response.text
+    assert any(next(iter(fields)) in e["loc"] for e in response.json()["detail"])
+
+
+def test_unknown_model_is_404_with_detail(api: httpx.Client) -> None:
+    for model_id in (2**31 - 1, 2**31, 10**20, 0, -1):
+        response = api.get(f"/v2/models/{model_id}")
+        assert response.status_code == 404, (model_id, response.text)
+        assert response.json()["detail"] == f"model {model_id} not found"
+    assert api.get("/v2/models/not-a-number").status_code == 422
+
+
+def test_list_paginates_and_searches(api: httpx.Client) -> None:
+    token = unique("page")
+    ids = [create_model(api, name=f"{token}-{i}")["id"] for i in range(5)]
+    create_model(api)  # not matching the search
+
+    pages = []
+    for page in (1, 2, 3):
+        response = api.get("/v2/models", params={"search": token, "page": page, "per_page": 2})
+        assert response.status_code == 200
+        pages.append(response.json())
+    assert [len(p["items"]) for p in pages] == [2, 2, 1]
+    for number, p in enumerate(pages, start=1):
+        assert p["pagination"] == {"page": number, "per_page": 2, "total": 5, "total_page": 3}
+    listed = [item["id"] for p in pages for item in p["items"]]
+    assert listed == ids  # ordered by id, nothing twice, nothing missing
+
+    beyond = api.get("/v2/models", params={"search": token, "page": 4, "per_page": 2}).json()
+    assert beyond["items"] == [] and beyond["pagination"]["total"] == 5
+
+    everything = api.get("/v2/models", params={"per_page": 1000}).json()
+    assert everything["pagination"]["total"] >= 6
+    assert set(ids) <= {item["id"] for item in everything["items"]}
+
+
+def test_search_is_literal_not_a_like_pattern(api: httpx.Client) -> None:
+    token = unique("lit")
+    model = create_model(api, name=f"{token}xq")
+    exact = api.get("/v2/models", params={"search": f"{token}xq"}).json()
+    assert [m["id"] for m in exact["items"]] == [model["id"]]
+    for pattern in (f"{token}_q", f"{token}%q", f"{token}%"):
+        found = api.get("/v2/models", params={"search": pattern}).json()
+        assert found["pagination"]["total"] == 0, pattern
+
+
+def test_state_filter(api: httpx.Client) -> None:
+    token = unique("state")
+    model = create_model(api, name=token)
+    pending = api.get("/v2/models", params={"search": token, "state": "pending"}).json()
+    assert [m["id"] for m in pending["items"]] == [model["id"]]
+    running = api.get("/v2/models", params={"search": token, "state": "running"}).json()
+    assert running["items"] == []
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"page": 0}, {"per_page": 0}, {"per_page": 1001}, {"page": "x"}, {"page": 2**31}, {"page": 10**20}],
+    ids=str,
+)
+def test_bad_pagination_is_rejected(api: httpx.Client, params: dict[str, Any]) -> None:
+    assert api.get("/v2/models", params=params).status_code == 422
+
+
+def test_put_replaces_the_spec(api: httpx.Client) -> None:
+    model = create_model(api, env={"A": "1"}, backend_parameters=["--a"], description="before")
+    new_name = unique("renamed")
+    response = api.put(
+        f"/v2/models/{model['id']}",
+        json=_body(name=new_name, replicas=3, local_path="/models/b.gguf", description="after"),
+    )
+    assert response.status_code == 200, response.text
+    updated = response.json()
+    assert updated["id"] == model["id"]
+    assert updated["name"] == new_name
+    assert updated["replicas"] == 3
+    assert updated["local_path"] == "/models/b.gguf"
+    assert updated["description"] == "after"
+    # a full replacement: what the body leaves out goes back to its default
+    assert updated["env"] == {} and updated["backend_parameters"] == []
+    assert updated["created_at"] == model["created_at"]
+    assert updated["updated_at"] >= model["updated_at"]
+    assert api.get(f"/v2/models/{model['id']}").json() == updated
+
+
+def test_put_rename_to_an_existing_name_conflicts(api: httpx.Client) -> None:
+    first, second = create_model(api), create_model(api)
+    clash = api.put(f"/v2/models/{second['id']}", json=_body(name=first["name"]))
+    assert clash.status_code == 409
+    assert first["name"] in clash.json()["detail"]
+    assert api.get(f"/v2/models/{second['id']}").json()["name"] == second["name"]
+    # keeping its own name is not a conflict
+    same = api.put(f"/v2/models/{second['id']}", json=_body(name=second["name"], replicas=2))
+    assert same.status_code == 200 and same.json()["replicas"] == 2
+
+
+def test_put_validates_and_404s(api: httpx.Client) -> None:
+    model = create_model(api)
+    assert api.put(f"/v2/models/{model['id']}", json=_body(replicas=-1)).status_code == 422
+    assert api.put(f"/v2/models/{model['id']}", json={"replicas": 1}).status_code == 422  # name is required
+    missing = api.put("/v2/models/2147483647", json=_body())
+    assert missing.status_code == 404 and "not found" in missing.json()["detail"]
+
+
+def test_patch_scales_replicas_only(api: httpx.Client) -> None:
+    model = create_model(api, description="keep me")
+    response = api.patch(f"/v2/models/{model['id']}", json={"replicas": 4})
+    assert response.status_code == 200, response.text
+    patched = response.json()
+    assert patched["replicas"] == 4
+    assert {k: v for k, v in patched.items() if k not in ("replicas", "updated_at")} == {
+        k: v for k, v in model.items() if k not in ("replicas", "updated_at")
+    }
+    assert api.get(f"/v2/models/{model['id']}").json()["replicas"] == 4
+    for bad in ({}, {"replicas": -1}, {"replicas": 65}, {"replicas": "2x"}, {"replicas": None}):
+        assert api.patch(f"/v2/models/{model['id']}", json=bad).status_code == 422, bad
+    assert api.patch("/v2/models/2147483647", json={"replicas": 1}).status_code == 404
+
+
+def test_delete_is_204_then_404(api: httpx.Client) -> None:
+    model = create_model(api)
+    assert api.delete(f"/v2/models/{model['id']}").status_code == 204
+    assert api.get(f"/v2/models/{model['id']}").status_code == 404
+    again = api.delete(f"/v2/models/{model['id']}")
+    assert again.status_code == 404 and again.json()["detail"] == f"model {model['id']} not found"
+    # the name is free again (SQLite may hand out the same id again: it has no AUTOINCREMENT)
+    assert create_model(api, name=model["name"])["name"] == model["name"]
+
+
+def test_delete_cascades_to_the_models_instances_only(server: RunningServer, api: httpx.Client) -> None:
+    doomed, kept = create_model(api), create_model(api)
+    doomed_instances = [insert_instance(server, model_id=doomed["id"]) for _ in range(2)]
+    kept_instance = insert_instance(server, model_id=kept["id"])
+    listed = api.get("/v2/model-instances", params={"model_id": doomed["id"]}).json()
+    assert sorted(i["id"] for i in listed["items"]) == sorted(doomed_instances)
+
+    assert api.delete(f"/v2/models/{doomed['id']}").status_code == 204
+
+    for inst_id in doomed_instances:
+        response = api.get(f"/v2/model-instances/{inst_id}")
+        assert response.status_code == 404
+        assert response.json()["detail"] == f"model instance {inst_id} not found"
+    assert api.get(f"/v2/model-instances/{kept_instance}").status_code == 200
+    with sync_engine(server).connect() as conn:
+        left = conn.execute(select(ModelInstance.id).where(ModelInstance.model_id == doomed["id"])).all()
+    assert left == []

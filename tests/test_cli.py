@@ -1,0 +1,79 @@
+"""The `gpustack` command: version, migrate, reset-admin-password, and clear errors on bad input."""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gpustack import __version__
+from gpustack.cli import main
+from tests.utils.server import free_port, run_server
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gpustack.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["version"]) == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_bad_config_exits_non_zero_with_message(tmp_path: Path) -> None:
+    result = _cli("start", "--data-dir", str(tmp_path), "--database-url", "oracle://nope")
+    assert result.returncode == 2
+    assert "database_url" in result.stderr
+
+
+def test_unreadable_config_file_exits_non_zero(tmp_path: Path) -> None:
+    result = _cli("start", "--config-file", str(tmp_path / "missing.yaml"))
+    assert result.returncode == 2
+    assert "missing.yaml" in result.stderr
+
+
+def test_worker_without_token_is_refused(tmp_path: Path) -> None:
+    result = _cli("start", "--data-dir", str(tmp_path), "--server-url", "http://127.0.0.1:1")
+    assert result.returncode == 2
+    assert "--token" in result.stderr
+
+
+def test_migrate_then_reset_admin_password(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert _cli("migrate", "--data-dir", str(data)).returncode == 0
+    assert (data / "database.db").exists()
+    url = f"sqlite:///{data / 'database.db'}"
+    with run_server(data, url):  # bootstraps admin with the test password
+        pass
+    result = _cli("reset-admin-password", "--data-dir", str(data), "--password", "brand-new-pass")
+    assert result.returncode == 0, result.stderr
+    with run_server(data, url) as server:
+        assert httpx.get(f"{server.url}/v2/users/me", auth=("admin", "brand-new-pass")).status_code == 200
+    bad = _cli("reset-admin-password", "--data-dir", str(data), "--username", "ghost", "--password", "whatever1")
+    assert bad.returncode == 2 and "ghost" in bad.stderr
+
+
+def test_generated_admin_password_is_written(tmp_path: Path) -> None:
+    data = tmp_path / "gen"
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gpustack.cli", "start", "--data-dir", str(data), "--host", "127.0.0.1",
+         "--port", str(port), "--disable-worker"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        password = (data / "initial_admin_password").read_text().strip()
+        me = httpx.get(f"http://127.0.0.1:{port}/v2/users/me", auth=("admin", password))
+        assert me.status_code == 200 and me.json()["require_password_change"] is True
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

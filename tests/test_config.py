@@ -1,0 +1,57 @@
+"""Config precedence (flags > env > YAML > defaults) and validation."""
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from gpustack.config import Config
+
+
+def test_defaults_put_sqlite_in_the_data_dir(tmp_path: Path) -> None:
+    config = Config(data_dir=tmp_path)
+    assert config.resolved_database_url() == f"sqlite:///{tmp_path / 'database.db'}"
+    assert config.port == 8080 and config.is_server
+
+
+def test_flag_beats_env_beats_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "gpustack.yaml"
+    cfg.write_text("port: 9001\nhost: 127.0.0.2\nworker-port: 10999\nlog_level: debug\n")
+    monkeypatch.setenv("GPUSTACK_PORT", "9002")
+    monkeypatch.setenv("GPUSTACK_HOST", "127.0.0.3")
+    config = Config(config_file=str(cfg), port=9003)
+    assert config.port == 9003  # flag
+    assert config.host == "127.0.0.3"  # env over file
+    assert config.worker_port == 10999  # file, dashed key
+    assert config.log_level == "debug"
+
+
+def test_config_file_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("disable_worker: true\n")
+    monkeypatch.setenv("GPUSTACK_CONFIG_FILE", str(cfg))
+    assert Config().disable_worker is True
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"port": 70000},
+        {"database_url": "oracle://x"},
+        {"runtime": "podman"},
+        {"instance_port_range": "5-1"},
+        {"instance_port_range": "abc"},
+        {"no_such_option": 1},
+    ],
+)
+def test_invalid_values_are_rejected(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        Config(**kwargs)  # type: ignore[arg-type]
+
+
+def test_token_is_generated_once_and_kept(tmp_path: Path) -> None:
+    first = Config(data_dir=tmp_path).ensure_token()
+    assert len(first) >= 32
+    assert Config(data_dir=tmp_path).ensure_token() == first
+    assert (tmp_path / "token").stat().st_mode & 0o777 == 0o600
+    assert Config(data_dir=tmp_path, token="given").ensure_token() == "given"
