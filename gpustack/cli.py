@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         asyncio.run(run(config))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         pass
     except ValueError as exc:
         return _fail(str(exc))

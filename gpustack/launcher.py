@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import signal
 
 import uvicorn
 
@@ -16,7 +17,14 @@ async def _serve_server(config: Config) -> None:
 
     app = create_app(config, start_hooks=server_hooks())
     server = uvicorn.Server(
-        uvicorn.Config(app, host=config.host, port=config.port, log_level=config.log_level, access_log=False)
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            log_level=config.log_level,
+            access_log=False,
+            timeout_graceful_shutdown=5,  # watch streams and log follows never end by themselves
+        )
     )
     logger.info("server listening on http://%s:%d", config.host, config.port)
     await server.serve()
@@ -29,7 +37,15 @@ async def _serve_worker(config: Config, server_url: str) -> None:
     await agent.run()
 
 
+def _cancel_on_sigterm() -> None:
+    """SIGTERM cancels the main task like Ctrl-C does, so engines are stopped rather than orphaned."""
+    task = asyncio.current_task()
+    if task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+
+
 async def run(config: Config) -> None:
+    _cancel_on_sigterm()
     if config.server_url:
         if not config.token:
             raise ValueError("a worker needs --token (the server's cluster token)")

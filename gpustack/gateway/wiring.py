@@ -3,6 +3,7 @@
 import httpx
 from fastapi import FastAPI
 
+from gpustack.core.http import fast_async_client
 from gpustack.core.tasks import TaskGroup
 from gpustack.gateway.service import Gateway
 from gpustack.server.controllers.loop import reconcile_forever
@@ -16,7 +17,7 @@ def start_gateway(app: FastAPI, tasks: TaskGroup) -> None:
     state = app.state
 
     async def run() -> None:
-        async with httpx.AsyncClient(timeout=_TIMEOUT, limits=_LIMITS) as client:
+        async with fast_async_client(timeout=_TIMEOUT, limits=_LIMITS) as client:
             gateway = Gateway(db=state.db, secret_key=state.secret_key, client=client)
             state.gateway = gateway
             await reconcile_forever(

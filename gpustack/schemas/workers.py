@@ -84,7 +84,7 @@ class WorkerRegister(BaseModel):
 
     name: str = PField(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     labels: dict[str, str] = {}
-    ip: str = ""
+    ip: str = PField(default="", max_length=255)
     port: int = PField(default=0, ge=0, le=65535)
     status: WorkerStatus | None = None
 
@@ -104,7 +104,7 @@ class WorkerStatusReport(BaseModel):
     """Heartbeat payload from the worker itself."""
 
     status: WorkerStatus
-    ip: str | None = None
+    ip: str | None = PField(default=None, max_length=255)
     port: int | None = PField(default=None, ge=0, le=65535)
 
 

@@ -8,15 +8,14 @@ from fastapi import APIRouter, FastAPI
 
 from gpustack import __version__
 from gpustack.config import Config
-from gpustack.core.errors import GPUStackError
 from gpustack.core.tasks import TaskGroup
-from gpustack.gateway.router import openai_error_handler
 from gpustack.gateway.router import router as openai_router
 from gpustack.schemas.instances import ModelInstancePublic
 from gpustack.schemas.model_files import ModelFilePublic
 from gpustack.schemas.models import ModelPublic
 from gpustack.schemas.workers import WorkerPublic
 from gpustack.server.db import Database
+from gpustack.server.errors import install_error_handlers
 from gpustack.server.events import EventBus
 from gpustack.server.migrate import run_migrations
 from gpustack.server.routers import api_keys, auth, health, instances, model_files, models, ui, users, workers
@@ -71,7 +70,7 @@ def create_app(config: Config, start_hooks: list[StartHook] | None = None) -> Fa
     app.state.token = config.ensure_token()
     app.state.secret_key = config.secret_key()
     app.state.ready = False
-    app.add_exception_handler(GPUStackError, openai_error_handler)
+    install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(_v2_router())

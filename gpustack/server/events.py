@@ -5,12 +5,12 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
 logger = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ class Event:
     kind: str  # table name, e.g. "model_instances"
     type: EventType
     data: dict[str, Any]
+    previous: dict[str, Any] = field(default_factory=dict)  # old values of changed columns (updates)
 
 
 class Subscription:
@@ -97,7 +98,18 @@ def _collect(session: Session, _ctx: Any) -> None:
         for obj in objs:
             found = bus.serialize(obj)
             if found:
-                _pending(session).append(Event(found[0], ev_type, found[1]))
+                previous = _previous_values(obj) if ev_type == EventType.UPDATED else {}
+                _pending(session).append(Event(found[0], ev_type, found[1], previous))
+
+
+def _previous_values(obj: Any) -> dict[str, Any]:
+    """Values the flush replaced, so a filtered watcher can tell a row just left its filter."""
+    out = {}
+    for attr in inspect(obj).attrs:
+        deleted = attr.history.deleted
+        if deleted and isinstance(deleted[0], str | int | float | bool | type(None)):
+            out[attr.key] = deleted[0]
+    return out
 
 
 @event.listens_for(Session, "after_commit")

@@ -94,6 +94,8 @@ def _in_daemon_thread(fn: Callable[[], T]) -> "asyncio.Future[T]":
         except RuntimeError:  # the loop closed while the download ran (worker shut down)
             logger.debug("model download finished after the worker stopped")
 
+    # an abandoned download (instance stopped meanwhile) must not log "exception never retrieved"
+    future.add_done_callback(lambda f: f.cancelled() or f.exception())
     threading.Thread(target=body, name="model-download", daemon=True).start()
     return future
 

@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from gpustack.core.http import fast_async_client
 from gpustack.schemas.instances import InstanceState
 from gpustack.worker.logs import follow, read_tail
 
@@ -32,6 +33,7 @@ HOP_BY_HOP = frozenset(
     }
 )
 _NOT_FORWARDED = HOP_BY_HOP | {"host", "authorization", "content-length"}
+PROXY_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
 class ProxyTarget(Protocol):
@@ -68,16 +70,14 @@ def _error(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
 
 
-def _authorizer(credential: CredentialSource) -> Callable[[Request], None]:
-    def require(request: Request) -> None:
-        expected = credential()
-        scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        if not expected or scheme.lower() != "bearer":
-            raise _unauthorized()
-        if not hmac.compare_digest(value.strip().encode(), expected.encode()):
-            raise _unauthorized()
-
-    return require
+def _require_credential(request: Request) -> None:
+    """`Authorization: Bearer <proxy credential>` (constant-time compare), else 401."""
+    expected: str | None = request.app.state.credential()
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if not expected or scheme.lower() != "bearer":
+        raise _unauthorized()
+    if not hmac.compare_digest(value.strip().encode(), expected.encode()):
+        raise _unauthorized()
 
 
 def _upstream_path(request: Request, instance_id: int, path: str) -> str:
@@ -128,49 +128,53 @@ async def _log_stream(
             yield chunk
 
 
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+async def proxy(request: Request, instance_id: int, path: str) -> Response:
+    """Forward to the instance's engine on 127.0.0.1, streaming the answer back."""
+    target = request.app.state.lookup(instance_id)
+    if target is None:
+        return _error(404, f"model instance {instance_id} is not served by this worker")
+    port = target.port
+    if target.phase != InstanceState.RUNNING or port is None:
+        return _error(503, f"model instance {instance_id} is {target.phase.value}, not running")
+    return await _forward(request.app.state.http, request, port, _upstream_path(request, instance_id, path))
+
+
+async def logs(
+    request: Request,
+    instance_id: int,
+    tail: Annotated[int, Query(ge=-1, description="last N lines; -1 for the whole file")] = 100,
+    follow: Annotated[bool, Query(description="keep streaming appended lines")] = False,
+) -> Response:
+    """The instance's log file: the last `tail` lines, then appended output when following."""
+    lookup: Lookup = request.app.state.lookup
+    target = lookup(instance_id)
+    if target is None:
+        return _error(404, f"model instance {instance_id} is not served by this worker")
+    stream = _log_stream(request, target, lookup, instance_id, tail, follow)
+    return ClosingStreamingResponse(stream, media_type="text/plain; charset=utf-8")
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """One pooled client for every forward (no read timeout: generations stream for long)."""
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=200, keepalive_expiry=60)
+    timeout = httpx.Timeout(connect=5.0, read=None, write=60.0, pool=None)
+    async with fast_async_client(limits=limits, timeout=timeout) as client:
+        app.state.http = client
+        yield
+
+
 def create_proxy_app(lookup: Lookup, credential: CredentialSource) -> FastAPI:
     """The app served on the worker port; every route but /healthz needs the proxy credential."""
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=200, keepalive_expiry=60)
-        timeout = httpx.Timeout(connect=5.0, read=None, write=60.0, pool=None)
-        async with httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False) as client:
-            app.state.http = client
-            yield
-
-    app = FastAPI(title="GPUStack worker", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    authorized = [Depends(_authorizer(credential))]
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.api_route(
-        "/proxy/{instance_id}/{path:path}",
-        methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
-        dependencies=authorized,
-    )
-    async def proxy(request: Request, instance_id: int, path: str) -> Response:
-        target = lookup(instance_id)
-        if target is None:
-            return _error(404, f"model instance {instance_id} is not served by this worker")
-        port = target.port
-        if target.phase != InstanceState.RUNNING or port is None:
-            return _error(503, f"model instance {instance_id} is {target.phase.value}, not running")
-        return await _forward(request.app.state.http, request, port, _upstream_path(request, instance_id, path))
-
-    @app.get("/instances/{instance_id}/logs", dependencies=authorized)
-    async def logs(
-        request: Request,
-        instance_id: int,
-        tail: Annotated[int, Query(ge=-1, description="last N lines; -1 for the whole file")] = 100,
-        follow: Annotated[bool, Query(description="keep streaming appended lines")] = False,
-    ) -> Response:
-        target = lookup(instance_id)
-        if target is None:
-            return _error(404, f"model instance {instance_id} is not served by this worker")
-        stream = _log_stream(request, target, lookup, instance_id, tail, follow)
-        return ClosingStreamingResponse(stream, media_type="text/plain; charset=utf-8")
-
+    app = FastAPI(title="GPUStack worker", lifespan=_lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.lookup = lookup
+    app.state.credential = credential
+    authorized = [Depends(_require_credential)]
+    app.add_api_route("/healthz", healthz, methods=["GET"])
+    app.add_api_route("/proxy/{instance_id}/{path:path}", proxy, methods=PROXY_METHODS, dependencies=authorized)
+    app.add_api_route("/instances/{instance_id}/logs", logs, methods=["GET"], dependencies=authorized)
     return app

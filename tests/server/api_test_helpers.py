@@ -169,6 +169,11 @@ class WatchStream:
             lines.append(event)
         return lines
 
+    def quiet(self) -> list[dict[str, Any]]:
+        """Lines up to the second next heartbeat. The first may have been sent before a change being
+        tested was published; the second comes after the server has handled that change."""
+        return self.until_heartbeat() + self.until_heartbeat()
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)

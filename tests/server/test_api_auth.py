@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 import httpx
 import pytest
 from sqlalchemy import select, update
+from sqlmodel import SQLModel
 
-from gpustack.schemas.api_keys import ApiKey
+from gpustack.schemas import load_all
 from gpustack.schemas.common import utcnow
-from gpustack.schemas.users import User
 from tests.server.api_test_helpers import (
     admin_client,
     bearer,
@@ -24,6 +24,10 @@ from tests.server.api_test_helpers import (
 from tests.utils.server import ADMIN_PASSWORD, RunningServer, run_server
 
 SESSION_COOKIE = "gpustack_session"
+
+load_all()
+API_KEYS = SQLModel.metadata.tables["api_keys"]
+USERS = SQLModel.metadata.tables["users"]
 
 
 @pytest.fixture
@@ -135,7 +139,7 @@ def test_api_key_is_shown_once_and_only_its_hash_is_stored(server: RunningServer
     assert secret not in api.get("/v2/api-keys", params={"per_page": 1000}).text
 
     with sync_engine(server).connect() as conn:
-        row = conn.execute(select(ApiKey.__table__).where(ApiKey.__table__.c.id == created["id"])).mappings().one()
+        row = conn.execute(select(API_KEYS).where(API_KEYS.c.id == created["id"])).mappings().one()
     assert row["hashed_secret_key"] == hashlib.sha256(secret.encode()).hexdigest()
     assert all(secret not in str(v) and value != str(v) for v in row.values())
 
@@ -169,8 +173,8 @@ def test_api_key_expiry(server: RunningServer, api: httpx.Client) -> None:
         # move the expiry into the past rather than sleeping through it
         with sync_engine(server).begin() as conn:
             conn.execute(
-                update(ApiKey.__table__)
-                .where(ApiKey.__table__.c.id == created["id"])
+                update(API_KEYS)
+                .where(API_KEYS.c.id == created["id"])
                 .values(expires_at=utcnow() - timedelta(seconds=1))
             )
         expired = keyed.get("/v2/users/me")
@@ -290,7 +294,7 @@ def test_password_change(server: RunningServer, api: httpx.Client) -> None:
         assert anonymous.get("/v2/users/me", headers=_basic(user["username"], "first-pass")).status_code == 401
         assert anonymous.get("/v2/users/me", headers=_basic(user["username"], "second-pass")).status_code == 200
         with sync_engine(server).connect() as conn:
-            stored = conn.execute(select(User.__table__.c.hashed_password).where(User.__table__.c.id == user["id"]))
+            stored = conn.execute(select(USERS.c.hashed_password).where(USERS.c.id == user["id"]))
             hashed = stored.scalar_one()
         assert "second-pass" not in hashed and hashed.startswith("scrypt$")
 
@@ -330,7 +334,7 @@ def test_deleting_a_user_revokes_their_key_and_session(server: RunningServer, ap
     assert api.get(f"/v2/users/{user['id']}").status_code == 404
     assert api.delete(f"/v2/users/{user['id']}").status_code == 404
     with sync_engine(server).connect() as conn:  # the key row went with its user (ON DELETE CASCADE)
-        assert conn.execute(select(ApiKey.__table__.c.id).where(ApiKey.__table__.c.id == key["id"])).all() == []
+        assert conn.execute(select(API_KEYS.c.id).where(API_KEYS.c.id == key["id"])).all() == []
 
 
 def test_an_admin_cannot_delete_themself(api: httpx.Client) -> None:

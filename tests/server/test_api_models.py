@@ -287,5 +287,6 @@ def test_delete_cascades_to_the_models_instances_only(server: RunningServer, api
         assert response.json()["detail"] == f"model instance {inst_id} not found"
     assert api.get(f"/v2/model-instances/{kept_instance}").status_code == 200
     with sync_engine(server).connect() as conn:
-        left = conn.execute(select(ModelInstance.id).where(ModelInstance.model_id == doomed["id"])).all()
+        instances = ModelInstance.metadata.tables["model_instances"]
+        left = conn.execute(select(instances.c.id).where(instances.c.model_id == doomed["id"])).all()
     assert left == []

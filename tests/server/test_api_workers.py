@@ -102,6 +102,7 @@ def test_heartbeat_marks_the_worker_ready(server: RunningServer, api: httpx.Clie
     ready = api.get("/v2/workers", params={"state": "ready", "name": registered["name"]}).json()
     assert [w["id"] for w in ready["items"]] == [registered["id"]]
 
+    bad: dict[str, Any]
     for bad in ({}, {"status": []}, {"status": {"gpu_devices": [{"name": "no index"}]}}, {"status": {}, "port": -1}):
         assert client.post("/v2/workers/me/status", json=bad).status_code == 422, bad
 

@@ -22,6 +22,15 @@ def _matches(data: Mapping[str, Any], filters: Mapping[str, Any]) -> bool:
     return all(data.get(k) == v for k, v in filters.items())
 
 
+def _filtered(ev: Event, filters: Mapping[str, Any]) -> bytes | None:
+    """The line a filtered watcher sees: an update that moves a row out of the filter is a deletion."""
+    if _matches(ev.data, filters):
+        return _line(ev.type, ev.data)
+    if ev.type == EventType.UPDATED and ev.previous and _matches({**ev.data, **ev.previous}, filters):
+        return _line(EventType.DELETED, ev.data)
+    return None
+
+
 async def watch(
     *,
     db: Database,
@@ -48,5 +57,6 @@ async def watch(
                 continue
             if ev is None:  # fell behind: end the stream so the client resyncs
                 return
-            if _matches(ev.data, filters):
-                yield _line(ev.type, ev.data)
+            line = _filtered(ev, filters)
+            if line is not None:
+                yield line

@@ -37,7 +37,8 @@ async def register_worker(
     if worker is None:
         worker = Worker(name=data.name)
         session.add(worker)
-    worker.labels = data.labels
+    # labels an admin set survive re-registration; the worker's own labels are refreshed
+    worker.labels = {**(worker.labels or {}), **data.labels}
     worker.ip = data.ip
     worker.port = data.port
     if data.status is not None:

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from pathlib import Path
@@ -23,6 +24,12 @@ _API_TIMEOUT_S = 120
 _ERRORS = (DockerException, requests.RequestException)
 
 
+def container_name(name: str) -> str | None:
+    """Docker allows [a-zA-Z0-9][a-zA-Z0-9_.-]*; instance names may hold '/' or ':' (from model names)."""
+    cleaned = re.sub(r"[^a-zA-Z0-9_.-]", "-", name).lstrip("_.-")
+    return f"gpustack-{cleaned}" if cleaned else None
+
+
 def container_options(spec: LaunchSpec) -> dict[str, Any]:
     """Keyword arguments for containers.run() built from a spec (pure; unit-testable without Docker)."""
     if not spec.image:
@@ -34,7 +41,7 @@ def container_options(spec: LaunchSpec) -> dict[str, Any]:
         "ipc_mode": "host",
         "environment": dict(spec.env),
         "labels": {LABEL: spec.name},
-        "name": spec.name or None,
+        "name": container_name(spec.name),
     }
     if spec.keep_entrypoint:
         options["command"] = list(spec.argv) or None
@@ -108,8 +115,8 @@ class DockerRuntime(Runtime):
     def _run(self, spec: LaunchSpec, log_path: Path) -> str:
         options = container_options(spec)
         client = self._api()
-        if spec.name:
-            self._remove_leftover(spec.name)
+        if options["name"]:
+            self._remove_leftover(options["name"])
         try:
             container = client.containers.run(**options)
         except _ERRORS as exc:

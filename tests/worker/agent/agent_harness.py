@@ -1,7 +1,6 @@
 """Test harness: a real server plus a real WorkerAgent in its own thread and event loop."""
 
 import asyncio
-import json
 import os
 import random
 import secrets
@@ -19,7 +18,7 @@ from fastapi import FastAPI
 
 from gpustack.config import Config
 from gpustack.core.tasks import TaskGroup
-from gpustack.schemas.instances import ModelInstance
+from gpustack.schemas.instances import InstanceState, ModelInstance
 from gpustack.server.security import proxy_credential
 from gpustack.worker.agent import WorkerAgent
 from gpustack.worker.engine import ServeOptions
@@ -63,22 +62,16 @@ def pid_alive(pid: int) -> bool:
 
 @dataclass
 class StateRecorder:
-    """Records every model-instance event from the server's watch stream (admin view)."""
+    """Records every model-instance change the server publishes (what watch streams carry)."""
 
     events: list[dict[str, Any]] = field(default_factory=list)
 
-    def follow(self, server: RunningServer) -> None:
-        def body() -> None:
-            with server.admin() as client, client.stream(
-                "GET", "/v2/model-instances", params={"watch": "true"}, timeout=None
-            ) as response:
-                for line in response.iter_lines():
-                    if line.strip():
-                        event = json.loads(line)
-                        if event.get("data"):
-                            self.events.append(event["data"])
-
-        threading.Thread(target=body, daemon=True, name="state-recorder").start()
+    async def follow(self, app: FastAPI) -> None:
+        with app.state.bus.subscribe("model_instances") as sub:
+            while True:
+                event = await sub.queue.get()
+                if event is not None:
+                    self.events.append(event.data)
 
     def states(self, instance_id: int) -> list[str]:
         return [e["state"] for e in list(self.events) if e["id"] == instance_id]
@@ -90,6 +83,7 @@ class Cluster:
     server_app: FastAPI
     server_loop: asyncio.AbstractEventLoop
     agent: WorkerAgent
+    agent_loop: asyncio.AbstractEventLoop
     worker_url: str
     recorder: StateRecorder
     model_dir: Path
@@ -127,7 +121,7 @@ class Cluster:
                     model_name=model["name"],
                     worker_id=self.worker_id,
                     worker_name=self.agent.name,
-                    state="scheduled",
+                    state=InstanceState.SCHEDULED,
                     gpu_indexes=[],
                 )
                 session.add(inst)
@@ -152,12 +146,18 @@ class Cluster:
 
         return wait_for(check, timeout, f"instance {instance_id} to be {state}")
 
+    def resync_now(self) -> None:
+        """What the periodic resync does (the harness sets resync_seconds high to test the watch)."""
+        self.agent_loop.call_soon_threadsafe(self.agent.serve.request_resync)
+
     def proxy(self) -> httpx.Client:
         return httpx.Client(base_url=self.worker_url, timeout=10)
 
 
 @contextmanager
-def run_agent(config: Config, server_url: str, options: ServeOptions) -> Iterator[WorkerAgent]:
+def run_agent(
+    config: Config, server_url: str, options: ServeOptions
+) -> Iterator[tuple[WorkerAgent, asyncio.AbstractEventLoop]]:
     """A WorkerAgent running in a background thread with its own event loop."""
     started = threading.Event()
     holder: dict[str, Any] = {}
@@ -178,7 +178,7 @@ def run_agent(config: Config, server_url: str, options: ServeOptions) -> Iterato
     agent: WorkerAgent = holder["agent"]
     try:
         wait_for(lambda: agent.client.worker_id, 20, "worker registration")
-        yield agent
+        yield agent, holder["loop"]
     finally:
         holder["loop"].call_soon_threadsafe(agent.stop)
         thread.join(timeout=30)
@@ -208,15 +208,19 @@ def cluster(tmp: Path) -> Iterator[Cluster]:
             heartbeat_interval_seconds=1.0,
             resync_seconds=300.0,
         )
-        with run_agent(config, server.url, FAST) as agent:
+        with run_agent(config, server.url, FAST) as (agent, agent_loop):
             recorder = StateRecorder()
-            recorder.follow(server)
-            yield Cluster(
-                server=server,
-                server_app=captured["app"],
-                server_loop=captured["loop"],
-                agent=agent,
-                worker_url=f"http://127.0.0.1:{config.worker_port}",
-                recorder=recorder,
-                model_dir=model_dir,
-            )
+            following = asyncio.run_coroutine_threadsafe(recorder.follow(captured["app"]), captured["loop"])
+            try:
+                yield Cluster(
+                    server=server,
+                    server_app=captured["app"],
+                    server_loop=captured["loop"],
+                    agent=agent,
+                    agent_loop=agent_loop,
+                    worker_url=f"http://127.0.0.1:{config.worker_port}",
+                    recorder=recorder,
+                    model_dir=model_dir,
+                )
+            finally:
+                following.cancel()

@@ -128,6 +128,7 @@ def test_deleted_instance_stops_engine(env: Cluster) -> None:
 
 
 def test_instance_moved_back_to_pending_stops_engine(env: Cluster) -> None:
+    """The watch is filtered by worker_id, so a row that leaves this worker is seen on the next resync."""
     instance_id = env.place_instance(env.create_model())
     pid = env.wait_state(instance_id, "running")["pid"]
 
@@ -140,6 +141,7 @@ def test_instance_moved_back_to_pending_stops_engine(env: Cluster) -> None:
             await session.commit()
 
     env.run_on_server(unassign())
+    env.resync_now()
     wait_for(lambda: not pid_alive(pid), 15, "the engine to stop")
     assert env.instance(instance_id)["state"] == "pending"  # type: ignore[index]
 
@@ -163,7 +165,7 @@ def test_engine_exiting_at_start_is_an_error_with_log_lines(env: Cluster) -> Non
 
 
 def test_proxy_answers_503_while_not_running(env: Cluster) -> None:
-    command = "python3 -c \"import time; time.sleep(60)\""
+    command = 'python3 -c "import time; time.sleep(60)"'
     instance_id = env.place_instance(env.create_model(run_command=command))
     env.wait_state(instance_id, "starting")
     with env.proxy() as client:

@@ -9,7 +9,7 @@ from docker.types import DeviceRequest
 
 from gpustack.worker.backends.base import LaunchSpec
 from gpustack.worker.runtimes.base import RuntimeStartError, get_runtime
-from gpustack.worker.runtimes.docker import LABEL, DockerRuntime, container_options
+from gpustack.worker.runtimes.docker import LABEL, DockerRuntime, container_name, container_options
 
 
 def _spec(**kwargs: object) -> LaunchSpec:
@@ -25,7 +25,7 @@ def test_options_replace_entrypoint_with_argv() -> None:
     assert options["command"] == ["serve", "/models/m"]
     assert options["network_mode"] == "host" and options["detach"] is True
     assert options["environment"] == {"A": "1"}
-    assert options["labels"] == {LABEL: "m-1"} and options["name"] == "m-1"
+    assert options["labels"] == {LABEL: "m-1"} and options["name"] == "gpustack-m-1"
     (request,) = options["device_requests"]
     assert isinstance(request, DeviceRequest)
     assert request.device_ids == ["1", "3"] and request.capabilities == [["gpu"]]
@@ -90,3 +90,8 @@ async def test_container_exit_code_logs_and_stop(tmp_path: Path) -> None:
     with pytest.raises(KeyError):
         await runtime.exit_code(handle)
     await runtime.stop(handle)  # idempotent
+
+
+def test_container_names_are_sanitised() -> None:
+    assert container_name("org/model:q4-abc123") == "gpustack-org-model-q4-abc123"
+    assert container_name("") is None

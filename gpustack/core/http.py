@@ -1,0 +1,14 @@
+"""HTTP client for the request path: TCP_NODELAY set explicitly, so small writes are never held by Nagle."""
+
+import socket
+
+import httpx
+
+# asyncio usually sets TCP_NODELAY itself; being explicit keeps a request whose headers and body go
+# out in two writes from ever waiting ~40 ms for the peer's delayed ACK.
+NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+
+
+def fast_async_client(*, timeout: httpx.Timeout, limits: httpx.Limits | None = None) -> httpx.AsyncClient:
+    transport = httpx.AsyncHTTPTransport(socket_options=NODELAY, limits=limits or httpx.Limits())
+    return httpx.AsyncClient(transport=transport, timeout=timeout, trust_env=False)
