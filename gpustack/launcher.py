@@ -4,8 +4,6 @@ import asyncio
 import logging
 import signal
 
-import uvicorn
-
 from gpustack.config import Config
 
 logger = logging.getLogger(__name__)
@@ -13,19 +11,11 @@ logger = logging.getLogger(__name__)
 
 async def _serve_server(config: Config) -> None:
     from gpustack.server.app import create_app
+    from gpustack.server.serving import GracefulServer
     from gpustack.server.wiring import server_hooks
 
     app = create_app(config, start_hooks=server_hooks())
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=config.host,
-            port=config.port,
-            log_level=config.log_level,
-            access_log=False,
-            timeout_graceful_shutdown=5,  # watch streams and log follows never end by themselves
-        )
-    )
+    server = GracefulServer(app, host=config.host, port=config.port, log_level=config.log_level, access_log=False)
     logger.info("server listening on http://%s:%d", config.host, config.port)
     await server.serve()
 
@@ -45,10 +35,10 @@ def _cancel_on_sigterm() -> None:
 
 
 async def run(config: Config) -> None:
-    _cancel_on_sigterm()
     if config.server_url:
         if not config.token:
             raise ValueError("a worker needs --token (the server's cluster token)")
+        _cancel_on_sigterm()  # with a server, uvicorn handles SIGTERM and its exit cancels the worker
         await _serve_worker(config, config.server_url.rstrip("/"))
         return
     config.ensure_token()

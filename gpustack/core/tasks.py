@@ -36,3 +36,16 @@ class TaskGroup:
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         self._tasks.clear()
+
+
+async def wait_event(event: asyncio.Event, timeout: float) -> bool:
+    """Waits for `event` at most `timeout` seconds, then clears it; True when it was set.
+
+    The shape of every level-triggered loop: run on a period, sooner when something wakes it."""
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+    except TimeoutError:
+        return False
+    finally:
+        event.clear()
+    return True

@@ -46,15 +46,23 @@ class Subscription:
         try:
             self.queue.put_nowait(ev)
         except asyncio.QueueFull:
-            self.closed = True
+            self.close()
+
+    def close(self) -> None:
+        """Ends the stream: the reader gets None after what is queued (or at once, when full)."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.queue.full():
             self.queue.get_nowait()
-            self.queue.put_nowait(None)
+        self.queue.put_nowait(None)
 
 
 class EventBus:
     def __init__(self) -> None:
         self._subs: dict[str, set[Subscription]] = defaultdict(set)
         self._serializers: dict[str, type[BaseModel]] = {}
+        self.closed = False
 
     def register(self, kind: str, public: type[BaseModel]) -> None:
         self._serializers[kind] = public
@@ -62,11 +70,20 @@ class EventBus:
     @contextmanager
     def subscribe(self, kind: str) -> Iterator[Subscription]:
         sub = Subscription()
+        if self.closed:
+            sub.close()
         self._subs[kind].add(sub)
         try:
             yield sub
         finally:
             self._subs[kind].discard(sub)
+
+    def close(self) -> None:
+        """Server shutdown: every open watch stream ends now, so connections can close gracefully."""
+        self.closed = True
+        for subs in self._subs.values():
+            for sub in list(subs):
+                sub.close()
 
     def publish(self, ev: Event) -> None:
         for sub in list(self._subs.get(ev.kind, ())):

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from gpustack.config import Config
+from gpustack.core.tasks import wait_event
 from gpustack.schemas.instances import WORKER_OWNED_STATES, ModelInstancePublic
 from gpustack.worker.backoff import Backoff, monotonic
 from gpustack.worker.client import ServerClient, ServerClientError
@@ -115,11 +116,7 @@ class ServeLoop:
     async def resync_loop(self) -> None:
         """A full listing every resync_seconds, or sooner when a runner asks for one."""
         while True:
-            try:
-                await asyncio.wait_for(self._resync_requested.wait(), self.config.resync_seconds)
-            except TimeoutError:
-                pass
-            self._resync_requested.clear()
+            await wait_event(self._resync_requested, self.config.resync_seconds)
             try:
                 await self._resync()
             except (ServerClientError, ValueError) as exc:
@@ -128,11 +125,7 @@ class ServeLoop:
     async def reconcile_loop(self) -> None:
         """Runs reconcile() when woken by a change and on every tick."""
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.options.tick_seconds)
-            except TimeoutError:
-                pass
-            self._wake.clear()
+            await wait_event(self._wake, self.options.tick_seconds)
             try:
                 await self.reconcile()
             except Exception:

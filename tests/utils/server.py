@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import uvicorn
 
 from gpustack.config import Config
 from gpustack.server.app import StartHook, create_app
+from gpustack.server.serving import GracefulServer
 
 ADMIN_PASSWORD = "admin-password-1"
 
@@ -50,9 +50,7 @@ def run_server(
         **overrides,  # type: ignore[arg-type]
     )
     app = create_app(config, start_hooks=hooks)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2)
-    )
+    server = GracefulServer(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"

@@ -4,6 +4,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
+from gpustack.core.tasks import wait_event
 from gpustack.server.events import EventBus
 
 logger = logging.getLogger(__name__)
@@ -23,25 +24,21 @@ async def reconcile_forever(
     watchers = [asyncio.create_task(_forward(bus, kind, wake)) for kind in kinds] if bus else []
     try:
         while True:
-            wake.clear()
             try:
                 await reconcile()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.exception("reconcile pass of %s failed", name)
-            try:
-                await asyncio.wait_for(wake.wait(), timeout=period)
+            if await wait_event(wake, period):
                 await asyncio.sleep(debounce)
-            except TimeoutError:
-                pass
     finally:
         for task in watchers:
             task.cancel()
 
 
 async def _forward(bus: EventBus, kind: str, wake: asyncio.Event) -> None:
-    while True:
+    while not bus.closed:
         with bus.subscribe(kind) as sub:
             while True:
                 ev = await sub.queue.get()
