@@ -91,6 +91,23 @@ def test_openai_client_end_to_end(cluster: Cluster, deployment: dict) -> None:
     assert len(emb.data) == 2 and len(emb.data[0].embedding) == 64
 
 
+def test_instance_logs_stream_from_the_worker(cluster: Cluster, deployment: dict) -> None:
+    inst = deployment["running"][0]
+    with cluster.admin() as admin:
+        logs = admin.get(f"/v2/model-instances/{inst['id']}/logs", params={"tail": 50})
+        assert logs.status_code == 200, logs.text
+        assert "llama_cpp.server" in logs.text or "Uvicorn running" in logs.text
+        assert len(logs.text.splitlines()) <= 50
+        with admin.stream(
+            "GET", f"/v2/model-instances/{inst['id']}/logs", params={"tail": 1, "follow": "true"}
+        ) as live:
+            assert live.status_code == 200
+            first = next(live.iter_lines())
+        assert first
+        missing = admin.get("/v2/model-instances/999999/logs")
+        assert missing.status_code == 404
+
+
 def test_unknown_model_and_bad_key(cluster: Cluster, deployment: dict) -> None:
     client = _client(cluster, deployment["key"])
     with pytest.raises(openai.NotFoundError) as err:
