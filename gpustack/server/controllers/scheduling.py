@@ -3,10 +3,11 @@
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from gpustack.scheduler.estimate.gguf import estimate_gguf
@@ -21,6 +22,7 @@ from gpustack.server.db import Database
 logger = logging.getLogger(__name__)
 
 UNKNOWN = ResourceEstimate(0, 0, 0, 0, 0, 0)
+_SCHEDULABLE = (InstanceState.PENDING, InstanceState.ANALYZING)
 
 
 @dataclass(frozen=True)
@@ -52,59 +54,92 @@ def estimate_model(model: Model) -> Estimated:
         return Estimated(UNKNOWN, f"cannot estimate memory: {exc}")
 
 
+def estimate_key(model: Model) -> tuple[object, ...]:
+    """What the estimate depends on: scaling or relabelling a model does not re-read its file."""
+    return (
+        model.source,
+        model.local_path,
+        model.huggingface_repo_id,
+        model.huggingface_filename,
+        model.backend,
+        tuple(model.backend_parameters),
+    )
+
+
 class SchedulingController:
-    """Keeps an estimate cache per model version; one pass places every pending instance it can."""
+    """Keeps an estimate cache per model spec; one pass places every pending instance it can."""
 
     def __init__(self, db: Database):
         self.db = db
-        self._cache: dict[tuple[int, datetime], Estimated] = {}
+        self._cache: dict[tuple[object, ...], Estimated] = {}
 
     async def _estimates(self, models: dict[int, Model]) -> dict[int, Estimated]:
         out = {}
         for model_id, model in models.items():
-            key = (model_id, model.updated_at)
+            key = estimate_key(model)
             if key not in self._cache:
                 self._cache[key] = await asyncio.to_thread(estimate_model, model)
             out[model_id] = self._cache[key]
         return out
 
     async def reconcile(self) -> None:
+        """pending → analyzing (while a model's estimate is computed) → scheduled, or back to pending with
+        the refusal's reasons."""
         async with self.db.session() as session:
-            pending = (
-                (await session.execute(select(ModelInstance).where(ModelInstance.state == InstanceState.PENDING)))
-                .scalars()
-                .all()
-            )
+            stmt = select(ModelInstance).where(col(ModelInstance.state).in_(_SCHEDULABLE))
+            pending = (await session.execute(stmt)).scalars().all()
             if not pending:
                 return
             ids = {i.model_id for i in pending}
-            models = {m.id: m for m in (await session.execute(select(Model).where(Model.id.in_(ids)))).scalars()}  # type: ignore[union-attr]
-        estimates = await self._estimates(models)  # type: ignore[arg-type]
+            rows = (await session.execute(select(Model).where(col(Model.id).in_(ids)))).scalars()
+            models = {m.id: m for m in rows if m.id is not None}
+            await self._mark_analyzing(session, pending, models)
+        estimates = await self._estimates(models)
         async with self.db.session() as session:
-            workers = (await session.execute(select(Worker).order_by(col(Worker.id)))).scalars().all()
-            placed = (
-                (await session.execute(select(ModelInstance).where(col(ModelInstance.worker_id).is_not(None))))  # type: ignore[union-attr]
-                .scalars()
-                .all()
-            )
-            snapshots = worker_snapshots(workers, placed)
-            per_model = Counter((i.model_id, i.worker_id) for i in placed)
-            ips = {w.id: w.ip for w in workers}
-            for inst in sorted(pending, key=lambda i: i.id or 0):
-                row = await session.get(ModelInstance, inst.id)
-                model = models.get(inst.model_id)
-                if row is None or model is None or row.state != InstanceState.PENDING:
-                    continue
-                est = estimates[inst.model_id]
-                mine = {w: n for (m, w), n in per_model.items() if m == inst.model_id and w is not None}
-                result = schedule(model_snapshot(model), est.estimate, snapshots, model_instances_per_worker=mine)
-                if isinstance(result, Candidate):
-                    _place(row, result, ips.get(result.worker_id), est.note)
-                    snapshots = apply_claim(snapshots, result)
-                    per_model[(inst.model_id, result.worker_id)] += 1
-                elif row.state_message != result.message:
-                    row.state_message = result.message
+            await self._place_all(session, [i.id for i in pending if i.id is not None], models, estimates)
             await session.commit()
+
+    async def _mark_analyzing(
+        self, session: AsyncSession, pending: Sequence[ModelInstance], models: dict[int, Model]
+    ) -> None:
+        """Instances whose model has no cached estimate show `analyzing` while it is computed."""
+        for inst in pending:
+            model = models.get(inst.model_id)
+            if model is not None and estimate_key(model) not in self._cache:
+                inst.state = InstanceState.ANALYZING
+                inst.state_message = "estimating the memory the model needs"
+        await session.commit()
+
+    async def _place_all(
+        self, session: AsyncSession, instance_ids: list[int], models: dict[int, Model], estimates: dict[int, Estimated]
+    ) -> None:
+        workers = (await session.execute(select(Worker).order_by(col(Worker.id)))).scalars().all()
+        placed_stmt = select(ModelInstance).where(col(ModelInstance.worker_id).is_not(None))
+        placed = (await session.execute(placed_stmt)).scalars().all()
+        snapshots = worker_snapshots(workers, placed)
+        per_model = Counter((i.model_id, i.worker_id) for i in placed)
+        ips = {w.id: w.ip for w in workers}
+        for instance_id in sorted(instance_ids):
+            row = await session.get(ModelInstance, instance_id)
+            model = models.get(row.model_id) if row is not None else None
+            if row is None or model is None or row.state not in _SCHEDULABLE:
+                continue
+            est = estimates[row.model_id]
+            mine = {w: n for (m, w), n in per_model.items() if m == row.model_id and w is not None}
+            result = schedule(model_snapshot(model), est.estimate, snapshots, model_instances_per_worker=mine)
+            if isinstance(result, Candidate):
+                _place(row, result, ips.get(result.worker_id), est.note)
+                snapshots = apply_claim(snapshots, result)
+                per_model[(row.model_id, result.worker_id)] += 1
+            else:
+                _refuse(row, result.message)
+
+
+def _refuse(inst: ModelInstance, message: str) -> None:
+    if inst.state != InstanceState.PENDING:
+        inst.state = InstanceState.PENDING
+    if inst.state_message != message:
+        inst.state_message = message
 
 
 def _place(inst: ModelInstance, cand: Candidate, worker_ip: str | None, note: str | None) -> None:

@@ -7,12 +7,13 @@ import pytest
 from sqlmodel import col, select
 
 from gpustack.scheduler.estimate.gguf import estimate_gguf
-from gpustack.schemas.instances import InstanceState, ModelInstance
+from gpustack.schemas.instances import InstanceState, ModelInstance, ModelInstancePublic
 from gpustack.schemas.models import BackendEnum, Model, PlacementStrategy, SourceEnum
 from gpustack.schemas.workers import CPUInfo, GPUDevice, MemoryInfo, Worker, WorkerState, WorkerStatus
 from gpustack.server.controllers.models import reconcile_models
 from gpustack.server.controllers.scheduling import SchedulingController, estimate_model
 from gpustack.server.db import Database
+from gpustack.server.events import EventBus
 
 GiB = 1 << 30
 
@@ -221,3 +222,43 @@ def test_estimate_model_reads_gguf_metadata(tiny_gguf: Path) -> None:
 
     hub = estimate_model(Model(name="m", source=SourceEnum.HUGGING_FACE, huggingface_repo_id="a/b"))
     assert hub.estimate.total_bytes == 0 and hub.note
+
+
+async def test_instances_show_analyzing_while_their_model_is_estimated(db: Database, tiny_gguf: Path) -> None:
+    """pending → analyzing → scheduled for a model seen the first time; a cached estimate skips analyzing."""
+    await add_worker(db, "w-analyze", [4 * GiB])
+    mid = await add_model(db, "sched-analyze", tiny_gguf, 1)
+    bus = EventBus()
+    bus.register("model_instances", ModelInstancePublic)
+    watched = Database(db.url, bus=bus)
+    controller = SchedulingController(watched)
+    try:
+        assert await _states_seen(bus, controller) == ["analyzing", "scheduled"]
+        async with db.session() as session:
+            model = await session.get(Model, mid)
+            assert model is not None
+            model.replicas = 2
+            await session.commit()
+        await reconcile_models(db)
+        assert await _states_seen(bus, controller) == ["scheduled"]  # the estimate is cached now
+    finally:
+        await watched.dispose()
+
+
+async def _states_seen(bus: EventBus, controller: SchedulingController) -> list[str]:
+    with bus.subscribe("model_instances") as sub:
+        await controller.reconcile()
+        states = []
+        while not sub.queue.empty():
+            ev = sub.queue.get_nowait()
+            assert ev is not None
+            states.append(ev.data["state"])
+    return states
+
+
+async def test_refused_instance_returns_to_pending_not_analyzing(db: Database, tiny_gguf: Path) -> None:
+    mid = await add_model(db, "sched-nowhere", tiny_gguf, 1)  # no workers at all
+    await SchedulingController(db).reconcile()
+    [inst] = await instances(db, mid)
+    assert inst.state == InstanceState.PENDING
+    assert inst.state_message and "No worker" in inst.state_message
