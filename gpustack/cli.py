@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValidationError, ValueError) as exc:
         return _fail(f"invalid configuration: {exc}")
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if config.log_level != "debug":  # one line per heartbeat and per proxied request is noise
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.command == "migrate":
         return _migrate(config)
     if args.command == "reset-admin-password":

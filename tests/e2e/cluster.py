@@ -66,14 +66,25 @@ class Cluster:
         self.procs.append(proc)
         return proc
 
-    def start_server(self) -> Proc:
+    def start_server(self, *, embedded_worker: bool = False) -> Proc:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         data = self.root / "server"
-        proc = self._spawn("server", [
-            "--data-dir", str(data), "--host", "127.0.0.1", "--port", str(port), "--disable-worker",
-            "--bootstrap-password", ADMIN_PASSWORD,
-        ])  # fmt: skip
+        args = [
+            "--data-dir",
+            str(data),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--bootstrap-password",
+            ADMIN_PASSWORD,
+        ]
+        if embedded_worker:
+            args += ["--worker-port", str(free_port()), "--instance-port-range", "41300-41349"]
+        else:
+            args.append("--disable-worker")
+        proc = self._spawn("server", args)
         wait_for(lambda: _ok(f"{self.url}/readyz"), 60, f"server ready ({proc.log})")
         self.token = (data / "token").read_text().strip()
         return proc
