@@ -12,3 +12,8 @@ NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 def fast_async_client(*, timeout: httpx.Timeout, limits: httpx.Limits | None = None) -> httpx.AsyncClient:
     transport = httpx.AsyncHTTPTransport(socket_options=NODELAY, limits=limits or httpx.Limits())
     return httpx.AsyncClient(transport=transport, timeout=timeout, trust_env=False)
+
+
+# Set by the worker proxy on answers it makes itself (instance unknown or not running, engine silent,
+# bad credential), as opposed to the engine's own answers: the gateway then tries another replica.
+PROXY_ERROR_HEADER = "x-gpustack-proxy-error"

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 import httpx
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from gpustack.core.http import PROXY_ERROR_HEADER
 from gpustack.gateway.routing import Route
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,14 @@ async def forward(
             response = await client.send(request, stream=True)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
             last_error = f"instance {route.instance_id} on {route.worker_name} unreachable: {exc}"
+            logger.warning(last_error)
+            continue
+        if response.headers.get(PROXY_ERROR_HEADER):  # the worker, not the engine, refused: try another
+            detail = (await response.aread()).decode(errors="replace")[:300]
+            await response.aclose()
+            last_error = (
+                f"worker {route.worker_name} answered {response.status_code} for instance {route.instance_id}: {detail}"
+            )
             logger.warning(last_error)
             continue
         kept = {k: v for k, v in response.headers.items() if k.lower() not in _RESPONSE_DROP}

@@ -8,6 +8,7 @@ from sqlalchemy import Column, ForeignKey, Integer
 from sqlmodel import Field, SQLModel
 
 from gpustack.schemas.common import (
+    NO_ID_REUSE,
     created_at_field,
     json_field,
     optional_datetime_field,
@@ -25,6 +26,7 @@ class ApiKeyBase(SQLModel):
 
 class ApiKey(ApiKeyBase, table=True):
     __tablename__ = "api_keys"
+    __table_args__ = NO_ID_REUSE
     id: int | None = Field(default=None, primary_key=True)
     hashed_secret_key: str = Field(max_length=255)
     user_id: int = Field(

@@ -57,3 +57,8 @@ def enum_field(default: Any, **kwargs: Any) -> Any:
 
 def optional_datetime_field() -> Any:
     return Field(default=None, sa_column=Column(DateTime(), nullable=True))
+
+
+# SQLite would hand a deleted row's id to the next insert; watchers and workers track rows by id, so a
+# reused id could be mistaken for the old row. PostgreSQL and MySQL never reuse ids.
+NO_ID_REUSE = {"sqlite_autoincrement": True}

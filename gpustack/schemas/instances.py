@@ -10,6 +10,7 @@ from sqlalchemy import Column, ForeignKey, Integer
 from sqlmodel import Field, SQLModel
 
 from gpustack.schemas.common import (
+    NO_ID_REUSE,
     created_at_field,
     enum_field,
     json_field,
@@ -71,6 +72,7 @@ class ModelInstanceBase(SQLModel):
 
 class ModelInstance(ModelInstanceBase, table=True):
     __tablename__ = "model_instances"
+    __table_args__ = NO_ID_REUSE
     id: int | None = Field(default=None, primary_key=True)
     model_id: int = Field(
         sa_column=Column(Integer, ForeignKey("models.id", ondelete="CASCADE"), index=True, nullable=False)

@@ -8,7 +8,7 @@ from pydantic import Field as PField
 from sqlalchemy import BigInteger, Column, ForeignKey, Integer
 from sqlmodel import Field, SQLModel
 
-from gpustack.schemas.common import created_at_field, enum_field, updated_at_field
+from gpustack.schemas.common import NO_ID_REUSE, created_at_field, enum_field, updated_at_field
 from gpustack.schemas.models import SourceEnum
 
 
@@ -30,6 +30,7 @@ class ModelFileBase(SQLModel):
 
 class ModelFile(ModelFileBase, table=True):
     __tablename__ = "model_files"
+    __table_args__ = NO_ID_REUSE
     id: int | None = Field(default=None, primary_key=True)
     worker_id: int = Field(
         sa_column=Column(Integer, ForeignKey("workers.id", ondelete="CASCADE"), index=True, nullable=False)

@@ -7,7 +7,7 @@ from pydantic import BaseModel, model_validator
 from pydantic import Field as PField
 from sqlmodel import Field, SQLModel
 
-from gpustack.schemas.common import created_at_field, enum_field, json_field, updated_at_field
+from gpustack.schemas.common import NO_ID_REUSE, created_at_field, enum_field, json_field, updated_at_field
 
 
 class SourceEnum(StrEnum):
@@ -68,6 +68,7 @@ class ModelSpec(SQLModel):
 
 class Model(ModelSpec, table=True):
     __tablename__ = "models"
+    __table_args__ = NO_ID_REUSE
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(index=True, unique=True, max_length=255)
     state: ModelState = enum_field(ModelState.PENDING)

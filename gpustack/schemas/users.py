@@ -6,7 +6,7 @@ from pydantic import BaseModel
 from pydantic import Field as PField
 from sqlmodel import Field, SQLModel
 
-from gpustack.schemas.common import created_at_field, updated_at_field
+from gpustack.schemas.common import NO_ID_REUSE, created_at_field, updated_at_field
 
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]*$"
 
@@ -19,6 +19,7 @@ class UserBase(SQLModel):
 
 class User(UserBase, table=True):
     __tablename__ = "users"
+    __table_args__ = NO_ID_REUSE
     id: int | None = Field(default=None, primary_key=True)
     hashed_password: str = Field(max_length=255)
     require_password_change: bool = False

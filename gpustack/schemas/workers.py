@@ -9,6 +9,7 @@ from pydantic import Field as PField
 from sqlmodel import Field, SQLModel
 
 from gpustack.schemas.common import (
+    NO_ID_REUSE,
     created_at_field,
     enum_field,
     json_field,
@@ -69,6 +70,7 @@ class WorkerBase(SQLModel):
 
 class Worker(WorkerBase, table=True):
     __tablename__ = "workers"
+    __table_args__ = NO_ID_REUSE
     id: int | None = Field(default=None, primary_key=True)
     state: WorkerState = enum_field(WorkerState.NOT_READY)
     state_message: str | None = Field(default=None, max_length=2048)

@@ -13,7 +13,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from gpustack.core.http import fast_async_client
+from gpustack.core.http import PROXY_ERROR_HEADER, fast_async_client
 from gpustack.schemas.instances import InstanceState
 from gpustack.worker.logs import follow, read_tail
 
@@ -62,12 +62,14 @@ class ClosingStreamingResponse(StreamingResponse):
 
 def _unauthorized() -> HTTPException:
     return HTTPException(
-        401, "a valid 'Authorization: Bearer <proxy credential>' is required", {"WWW-Authenticate": "Bearer"}
+        401,
+        "a valid 'Authorization: Bearer <proxy credential>' is required",
+        {"WWW-Authenticate": "Bearer", PROXY_ERROR_HEADER: "1"},
     )
 
 
 def _error(status: int, detail: str) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status)
+    return JSONResponse({"detail": detail}, status_code=status, headers={PROXY_ERROR_HEADER: "1"})
 
 
 def _require_credential(request: Request) -> None:

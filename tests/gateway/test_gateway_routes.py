@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from gpustack.core.http import PROXY_ERROR_HEADER
 from gpustack.gateway.routing import RoutingTable
 from gpustack.gateway.wiring import start_gateway
 from gpustack.schemas.instances import InstanceState, ModelInstance
@@ -36,6 +37,7 @@ class StandIn:
 
     def __init__(self) -> None:
         self.expected: dict[int, str] = {}  # instance id -> the worker's proxy credential
+        self.not_running: set[int] = set()  # answered like a worker proxy whose instance is not running
         self.seen: list[dict[str, Any]] = []
         self.port = free_port()
         app = Starlette(routes=[Route("/proxy/{iid:int}/v1/chat/completions", self.chat, methods=["POST"])])
@@ -58,6 +60,8 @@ class StandIn:
         iid = request.path_params["iid"]
         body = await request.body()
         self.seen.append({"iid": iid, "path": request.url.path, "headers": dict(request.headers), "body": body})
+        if iid in self.not_running:
+            return JSONResponse({"detail": "not running"}, status_code=503, headers={PROXY_ERROR_HEADER: "1"})
         if request.headers.get("authorization") != f"Bearer {self.expected.get(iid)}":
             return JSONResponse({"error": "wrong proxy credential"}, status_code=401)
         data = json.loads(body)
@@ -343,6 +347,23 @@ def test_closed_route_falls_back_to_the_next_one(gw: Gw) -> None:
         assert r.json()["instance"] == alive
     assert [s["iid"] for s in gw.engine.seen[before:]] == [alive] * 4
     assert closed not in [s["iid"] for s in gw.engine.seen]
+
+
+def test_replica_the_worker_says_is_not_running_is_skipped(gw: Gw) -> None:
+    """A stale route (the worker proxy answers for itself, not the engine) falls through to another replica."""
+    stale, alive = gw.instances["gw-chat"]
+    gw.engine.not_running.add(stale)
+    try:
+        for _ in range(4):
+            r = gw.chat("gw-chat")
+            assert r.status_code == 200, r.text
+            assert r.json()["instance"] == alive
+        gw.engine.not_running.add(alive)
+        r = gw.chat("gw-chat")
+        assert r.status_code == 503
+        assert "not running" in r.json()["error"]["message"]
+    finally:
+        gw.engine.not_running.clear()
 
 
 async def test_routing_table_uses_ready_workers_and_utc_created(gw: Gw, monkeypatch: pytest.MonkeyPatch) -> None:

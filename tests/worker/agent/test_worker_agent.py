@@ -10,6 +10,8 @@ import httpx
 import pytest
 from agent_harness import Cluster, cluster, pid_alive, wait_for
 
+from gpustack.core.http import PROXY_ERROR_HEADER
+
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
@@ -71,12 +73,16 @@ def test_proxy_refuses_without_credential(env: Cluster, running: dict[str, Any])
     url = f"/proxy/{running['id']}/v1/models"
     with env.proxy() as client:
         assert client.get("/healthz").status_code == 200
-        assert client.get(url).status_code == 401
+        refused = client.get(url)
+        assert refused.status_code == 401 and refused.headers[PROXY_ERROR_HEADER] == "1"
         assert client.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert client.get(url, headers={"Authorization": env.server.token}).status_code == 401
         assert client.get(f"/instances/{running['id']}/logs").status_code == 401
         missing = client.get("/proxy/999999/v1/models", headers=env.auth())
         assert missing.status_code == 404 and "999999" in missing.json()["detail"]
+        assert missing.headers[PROXY_ERROR_HEADER] == "1"  # the proxy's own answer, not the engine's
+        engine_answer = client.get(url, headers=env.auth())
+        assert engine_answer.status_code == 200 and PROXY_ERROR_HEADER not in engine_answer.headers
 
 
 def test_logs_tail_and_follow(env: Cluster, running: dict[str, Any]) -> None:
@@ -170,7 +176,7 @@ def test_proxy_answers_503_while_not_running(env: Cluster) -> None:
     env.wait_state(instance_id, "starting")
     with env.proxy() as client:
         response = client.get(f"/proxy/{instance_id}/v1/models", headers=env.auth())
-    assert response.status_code == 503
+    assert response.status_code == 503 and response.headers[PROXY_ERROR_HEADER] == "1"
     with env.server.admin() as admin:
         admin.delete(f"/v2/model-instances/{instance_id}")
 
