@@ -1,23 +1,14 @@
 """SIGTERM is a clean stop: engines started by the embedded or a joined worker do not outlive it."""
 
-import os
 import signal
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.cluster import Cluster, Proc, wait_for
-from tests.worker.agent.agent_harness import fake_engine_command
+from tests.worker.agent.agent_harness import fake_engine_command, pid_alive
 
 pytestmark = pytest.mark.e2e
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _deploy_engine(cluster: Cluster, local_path: Path) -> int:
@@ -49,9 +40,9 @@ def test_sigterm_on_server_with_embedded_worker_stops_engines(tmp_path: Path) ->
     try:
         server = cluster.start_server(embedded_worker=True)
         pid = _deploy_engine(cluster, tmp_path)
-        assert _alive(pid)
+        assert pid_alive(pid)
         _terminate(server)
-        wait_for(lambda: not _alive(pid), 15, "engine gone")
+        wait_for(lambda: not pid_alive(pid), 15, "engine gone")
         assert "Traceback" not in server.log.read_text()
     finally:
         cluster.shutdown()
@@ -64,6 +55,6 @@ def test_sigterm_on_joined_worker_stops_engines(tmp_path: Path) -> None:
         worker = cluster.start_worker("worker-term", 41200)
         pid = _deploy_engine(cluster, tmp_path)
         _terminate(worker)
-        wait_for(lambda: not _alive(pid), 15, "engine gone")
+        wait_for(lambda: not pid_alive(pid), 15, "engine gone")
     finally:
         cluster.shutdown()

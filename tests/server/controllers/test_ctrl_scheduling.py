@@ -67,6 +67,16 @@ async def add_model(db: Database, name: str, path: Path | str, replicas: int, **
     return model_id  # type: ignore[return-value]
 
 
+async def scale(db: Database, model_id: int, replicas: int) -> None:
+    """Change the replica count and let the model controller create the new pending instances."""
+    async with db.session() as session:
+        model = await session.get(Model, model_id)
+        assert model is not None
+        model.replicas = replicas
+        await session.commit()
+    await reconcile_models(db)
+
+
 async def instances(db: Database, model_id: int) -> list[ModelInstance]:
     async with db.session() as session:
         stmt = select(ModelInstance).where(ModelInstance.model_id == model_id).order_by(col(ModelInstance.id))
@@ -171,12 +181,7 @@ async def test_claims_in_the_database_are_respected_by_a_later_pass(db: Database
     controller = SchedulingController(db)
     await controller.reconcile()
 
-    async with db.session() as session:
-        model = await session.get(Model, mid)
-        assert model is not None
-        model.replicas = 2
-        await session.commit()
-    await reconcile_models(db)
+    await scale(db, mid, 2)
     await controller.reconcile()
 
     placed, waiting = await instances(db, mid)
@@ -234,12 +239,7 @@ async def test_instances_show_analyzing_while_their_model_is_estimated(db: Datab
     controller = SchedulingController(watched)
     try:
         assert await _states_seen(bus, controller) == ["analyzing", "scheduled"]
-        async with db.session() as session:
-            model = await session.get(Model, mid)
-            assert model is not None
-            model.replicas = 2
-            await session.commit()
-        await reconcile_models(db)
+        await scale(db, mid, 2)
         assert await _states_seen(bus, controller) == ["scheduled"]  # the estimate is cached now
     finally:
         await watched.dispose()
