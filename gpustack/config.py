@@ -105,10 +105,6 @@ class Config(BaseSettings):
             raise ValueError("instance_port_range must be within 1-65535 and low <= high")
         return low, high
 
-    @property
-    def is_server(self) -> bool:
-        return not self.server_url
-
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'database.db'}"
 

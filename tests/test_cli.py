@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -10,7 +9,7 @@ import pytest
 
 from gpustack import __version__
 from gpustack.cli import main
-from tests.utils.server import free_port, run_server
+from tests.utils.server import free_port, run_server, wait_ready
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -64,13 +63,7 @@ def test_generated_admin_password_is_written(tmp_path: Path) -> None:
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        wait_ready(f"http://127.0.0.1:{port}", alive=lambda: proc.poll() is None)
         password = (data / "initial_admin_password").read_text().strip()
         me = httpx.get(f"http://127.0.0.1:{port}/v2/users/me", auth=("admin", password))
         assert me.status_code == 200 and me.json()["require_password_change"] is True

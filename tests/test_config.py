@@ -11,7 +11,7 @@ from gpustack.config import Config
 def test_defaults_put_sqlite_in_the_data_dir(tmp_path: Path) -> None:
     config = Config(data_dir=tmp_path)
     assert config.resolved_database_url() == f"sqlite:///{tmp_path / 'database.db'}"
-    assert config.port == 8080 and config.is_server
+    assert config.port == 8080 and config.server_url is None
 
 
 def test_flag_beats_env_beats_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

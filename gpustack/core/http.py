@@ -1,6 +1,7 @@
 """HTTP client for the request path: TCP_NODELAY set explicitly, so small writes are never held by Nagle."""
 
 import socket
+from collections.abc import AsyncIterator
 
 import httpx
 
@@ -17,3 +18,12 @@ def fast_async_client(*, timeout: httpx.Timeout, limits: httpx.Limits | None = N
 # Set by the worker proxy on answers it makes itself (instance unknown or not running, engine silent,
 # bad credential), as opposed to the engine's own answers: the gateway then tries another replica.
 PROXY_ERROR_HEADER = "x-gpustack-proxy-error"
+
+
+async def relay(response: httpx.Response) -> AsyncIterator[bytes]:
+    """Yields an upstream response's raw bytes as they arrive, and always releases its connection."""
+    try:
+        async for chunk in response.aiter_raw():
+            yield chunk
+    finally:
+        await response.aclose()

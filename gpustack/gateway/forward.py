@@ -1,12 +1,11 @@
 """Forwards one OpenAI request to a worker proxy and streams the answer back chunk by chunk."""
 
 import logging
-from collections.abc import AsyncIterator
 
 import httpx
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from gpustack.core.http import PROXY_ERROR_HEADER
+from gpustack.core.http import PROXY_ERROR_HEADER, relay
 from gpustack.gateway.routing import Route
 
 logger = logging.getLogger(__name__)
@@ -36,14 +35,6 @@ def forward_headers(headers: dict[str, str], credential: str) -> dict[str, str]:
     out = {k: v for k, v in headers.items() if k.lower() not in _HOP_BY_HOP and k.lower() != "cookie"}
     out["authorization"] = f"Bearer {credential}"
     return out
-
-
-async def _stream(response: httpx.Response) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in response.aiter_raw():
-            yield chunk
-    finally:
-        await response.aclose()
 
 
 async def forward(
@@ -80,5 +71,5 @@ async def forward(
             logger.warning(last_error)
             continue
         kept = {k: v for k, v in response.headers.items() if k.lower() not in _RESPONSE_DROP}
-        return StreamingResponse(_stream(response), status_code=response.status_code, headers=kept)
+        return StreamingResponse(relay(response), status_code=response.status_code, headers=kept)
     return openai_error(503, f"No replica could take the request ({last_error}).", "service_unavailable")

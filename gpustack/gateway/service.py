@@ -2,7 +2,6 @@
 
 import json
 import re
-import time
 from dataclasses import dataclass, field
 
 import httpx
@@ -84,7 +83,3 @@ async def proxy_openai(
         headers=dict(request.headers),
         credentials=credentials,
     )
-
-
-def now() -> int:
-    return int(time.time())

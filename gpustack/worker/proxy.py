@@ -13,7 +13,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from gpustack.core.http import PROXY_ERROR_HEADER, fast_async_client
+from gpustack.core.http import PROXY_ERROR_HEADER, fast_async_client, relay
 from gpustack.schemas.instances import InstanceState
 from gpustack.worker.logs import follow, read_tail
 
@@ -91,14 +91,6 @@ def _upstream_path(request: Request, instance_id: int, path: str) -> str:
     return "/" + path
 
 
-async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in response.aiter_raw():
-            yield chunk
-    finally:
-        await response.aclose()
-
-
 async def _forward(client: httpx.AsyncClient, request: Request, port: int, path: str) -> Response:
     url = f"http://127.0.0.1:{port}{path}"
     if request.url.query:
@@ -111,7 +103,7 @@ async def _forward(client: httpx.AsyncClient, request: Request, port: int, path:
         logger.warning("proxy to %s failed: %r", url, exc)
         return _error(502, f"the engine on port {port} did not answer: {exc!r}")
     kept = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP}
-    return ClosingStreamingResponse(_relay(response), status_code=response.status_code, headers=kept)
+    return ClosingStreamingResponse(relay(response), status_code=response.status_code, headers=kept)
 
 
 async def _log_stream(

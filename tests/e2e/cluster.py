@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from tests.utils.server import free_port
+from tests.utils.server import free_port, wait_ready
 
 ADMIN_PASSWORD = "e2e-admin-password"
 FAST_LOOPS = {
@@ -85,7 +85,7 @@ class Cluster:
         else:
             args.append("--disable-worker")
         proc = self._spawn("server", args)
-        wait_for(lambda: _ok(f"{self.url}/readyz"), 60, f"server ready ({proc.log})")
+        wait_ready(self.url, alive=lambda: proc.popen.poll() is None)
         self.token = (data / "token").read_text().strip()
         return proc
 
@@ -102,13 +102,6 @@ class Cluster:
     def shutdown(self) -> None:
         for proc in reversed(self.procs):
             proc.stop()
-
-
-def _ok(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.3) -> Any:

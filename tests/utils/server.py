@@ -3,7 +3,7 @@
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +21,21 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, *, alive: Callable[[], bool], timeout: float = 60) -> None:
+    """Polls `/readyz` until it answers 200; fails at once if the server (thread or process) dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if not alive():
+            raise RuntimeError(f"the server at {url} died during start-up")
+        time.sleep(0.1)
+    raise RuntimeError(f"the server at {url} did not become ready within {timeout}s")
 
 
 @dataclass
@@ -54,18 +69,7 @@ def run_server(
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if not thread.is_alive():
-            raise RuntimeError("server thread died during start-up")
-        time.sleep(0.1)
-    else:
-        raise RuntimeError("server did not become ready")
+    wait_ready(url, alive=thread.is_alive)
     try:
         yield RunningServer(url=url, config=config, token=config.ensure_token())
     finally:

@@ -6,6 +6,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpustack.core.errors import InvalidError, UnavailableError
+from gpustack.core.http import relay
 from gpustack.schemas.instances import ModelInstance
 from gpustack.schemas.workers import Worker
 from gpustack.server.security import proxy_credential
@@ -44,8 +45,7 @@ async def open_log_stream(url: str, credential: str, *, tail: int, follow: bool)
 
 async def _relay(client: httpx.AsyncClient, response: httpx.Response) -> AsyncIterator[bytes]:
     try:
-        async for chunk in response.aiter_raw():
+        async for chunk in relay(response):
             yield chunk
     finally:
-        await response.aclose()
         await client.aclose()

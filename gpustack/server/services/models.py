@@ -39,10 +39,6 @@ async def get_model(*, session: AsyncSession, model_id: int) -> Model:
     return await get_or_404(session, Model, model_id, "model")
 
 
-async def get_model_by_name(*, session: AsyncSession, name: str) -> Model | None:
-    return (await session.execute(select(Model).where(Model.name == name))).scalar_one_or_none()
-
-
 async def update_model(*, session: AsyncSession, model_id: int, data: ModelUpdate) -> Model:
     model = await get_or_404(session, Model, model_id, "model")
     await _ensure_name_free(session, data.name, exclude_id=model_id)

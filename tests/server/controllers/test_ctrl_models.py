@@ -1,6 +1,7 @@
 """Model controller against a real database: replicas -> instances, model state and ready count."""
 
 import pytest
+from ctrl_db import set_replicas
 from sqlmodel import col, select
 
 from gpustack.schemas.instances import InstanceState, ModelInstance
@@ -29,14 +30,6 @@ async def load(db: Database, model_id: int) -> tuple[Model, list[ModelInstance]]
         instances = list((await session.execute(stmt)).scalars().all())
     assert model is not None
     return model, instances
-
-
-async def set_replicas(db: Database, model_id: int, replicas: int) -> None:
-    async with db.session() as session:
-        model = await session.get(Model, model_id)
-        assert model is not None
-        model.replicas = replicas
-        await session.commit()
 
 
 async def set_states(db: Database, model_id: int, states: list[InstanceState]) -> None:

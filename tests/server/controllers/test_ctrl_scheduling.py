@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ctrl_db import set_replicas
 from sqlmodel import col, select
 
 from gpustack.scheduler.estimate.gguf import estimate_gguf
@@ -69,11 +70,7 @@ async def add_model(db: Database, name: str, path: Path | str, replicas: int, **
 
 async def scale(db: Database, model_id: int, replicas: int) -> None:
     """Change the replica count and let the model controller create the new pending instances."""
-    async with db.session() as session:
-        model = await session.get(Model, model_id)
-        assert model is not None
-        model.replicas = replicas
-        await session.commit()
+    await set_replicas(db, model_id, replicas)
     await reconcile_models(db)
 
 
