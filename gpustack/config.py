@@ -9,6 +9,8 @@ import yaml
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from gpustack.core.sizes import parse_size
+
 
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -57,6 +59,8 @@ class Config(BaseSettings):
     instance_port_range: str = "40000-40999"
     gpu_inventory: Path | None = None
     runtime: str = "process"
+    gpu_runtime_overhead: str = "640MiB"  # GPU memory per engine process beside its buffers (claims add it)
+    gpu_headroom: str = "256MiB"  # GPU memory the scheduler never claims on this worker's GPUs
     # controllers
     heartbeat_interval_seconds: float = Field(default=10.0, gt=0)
     heartbeat_grace_seconds: float = Field(default=45.0, gt=0)
@@ -82,6 +86,12 @@ class Config(BaseSettings):
     def _runtime(cls, value: str) -> str:
         if value not in ("process", "docker"):
             raise ValueError("runtime must be 'process' or 'docker'")
+        return value
+
+    @field_validator("gpu_runtime_overhead", "gpu_headroom")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        parse_size(value)
         return value
 
     @field_validator("database_url")

@@ -9,9 +9,11 @@ def gpu_free(gpu: GPUSnapshot) -> int:
 
     `memory_claimed` is what our instances reserved (possibly not loaded yet) and `memory_used` is
     what the device reports (our running engines plus foreign processes). Neither alone is safe, so
-    free = min(total - claimed, total - used), never negative.
+    free = min(usable - claimed, usable - used), never negative, where usable is the total less
+    `memory_reserved` (the driver's own reserve and the worker's headroom).
     """
-    return max(0, min(gpu.memory_total - gpu.memory_claimed, gpu.memory_total - gpu.memory_used))
+    usable = gpu.memory_total - gpu.memory_reserved
+    return max(0, min(usable - gpu.memory_claimed, usable - gpu.memory_used))
 
 
 def gpu_occupied(gpu: GPUSnapshot) -> int:

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from gpustack.scheduler.filters import run_filters
 from gpustack.scheduler.scorers import NO_INSTANCES, score_candidates
 from gpustack.scheduler.selectors import select_candidates
-from gpustack.scheduler.types import Candidate, ModelSnapshot, Refusal, ResourceEstimate, WorkerSnapshot
+from gpustack.scheduler.types import Candidate, ModelSnapshot, Refusal, ResourceEstimate, WorkerSnapshot, is_partial
 
 TIER_FULL_GPU = 0
 TIER_PARTIAL_OFFLOAD = 1
@@ -37,7 +37,7 @@ def placement_tier(candidate: Candidate) -> int:
     """0: all on GPUs, 1: GPUs plus RAM (partial offload), 2: RAM only."""
     if not candidate.gpu_indexes:
         return TIER_CPU
-    return TIER_PARTIAL_OFFLOAD if candidate.ram > 0 else TIER_FULL_GPU
+    return TIER_PARTIAL_OFFLOAD if is_partial(candidate) else TIER_FULL_GPU
 
 
 def _rank(candidate: Candidate) -> tuple[int, float, str, tuple[int, ...]]:

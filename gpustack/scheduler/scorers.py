@@ -5,7 +5,7 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
 from gpustack.scheduler.capacity import gpu_occupied
-from gpustack.scheduler.types import Candidate, ModelSnapshot, WorkerSnapshot
+from gpustack.scheduler.types import Candidate, ModelSnapshot, WorkerSnapshot, is_partial
 
 NO_INSTANCES: Mapping[int, int] = MappingProxyType({})
 BINPACK = "binpack"
@@ -14,7 +14,7 @@ BINPACK = "binpack"
 def load_after(candidate: Candidate, worker: WorkerSnapshot) -> float:
     """Fraction in [0, 1] of memory taken once the candidate is placed.
 
-    Mean of (a) the devices the candidate uses (each GPU it claims on, RAM if it claims RAM) and
+    Mean of (a) the devices the candidate uses (each GPU it claims on, RAM if layers run there) and
     (b) the whole worker (all GPUs' VRAM, or RAM for a CPU-only candidate). Taken = occupied per
     `capacity.gpu_occupied` (claims or reported usage, whichever is larger) plus the claim.
     """
@@ -25,7 +25,7 @@ def load_after(candidate: Candidate, worker: WorkerSnapshot) -> float:
         if i in gpus
     ]
     ram_fraction = _fraction(worker.memory_claimed + candidate.ram, worker.memory_total)
-    if candidate.ram > 0:
+    if candidate.ram > 0 and (not candidate.vram or is_partial(candidate)):
         fractions.append(ram_fraction)
     device = sum(fractions) / len(fractions) if fractions else 0.0
     if candidate.vram and worker.gpus:

@@ -12,6 +12,7 @@ class GPUSnapshot:
     memory_total: int
     memory_used: int = 0  # as reported by the device, including foreign processes
     memory_claimed: int = 0  # bytes already claimed by other instances' computed_resource_claim
+    memory_reserved: int = 0  # never available to engines: the driver's reserve plus the worker's headroom
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class WorkerSnapshot:
     memory_total: int
     memory_claimed: int = 0  # RAM bytes claimed by other instances on this worker
     cpu_cores: int = 0
+    gpu_overhead: int = 0  # bytes an engine process takes on each GPU it uses (CUDA context, cuBLAS, graphs)
+    cpu_only_backends: frozenset[str] = frozenset()  # backends whose engine here cannot offload to GPUs
 
 
 @dataclass(frozen=True)
@@ -40,23 +43,49 @@ class ModelSnapshot:
 
 @dataclass(frozen=True)
 class ResourceEstimate:
-    """Bytes needed to serve the model, split so a selector can offload layers."""
+    """Bytes needed to serve a model, split the way a layer-offloading engine (llama.cpp) allocates them.
 
-    weights_bytes: int  # all layers' weights
-    non_layer_bytes: int  # embeddings/output kept with the first device
-    kv_cache_bytes: int  # for the whole context, all layers
-    compute_bytes: int  # scratch buffers, per device used
-    total_layers: int
-    context_size: int
+    Layers are llama.cpp's: `block_count` repeating blocks plus the output layer, so placing every layer
+    on GPUs means `block_count + 1` offloaded layers. The input embedding (`host_weights_bytes`) stays in
+    host memory whatever the placement. A model without layers (block_count 0) is one indivisible piece.
+    """
+
+    weights_bytes: int  # every tensor of the model
+    host_weights_bytes: int = 0  # tensors the engine always keeps in host memory (token_embd)
+    output_bytes: int = 0  # the output layer (output norm + matrix); on a GPU only when every layer is
+    kv_cache_bytes: int = 0  # for the whole context, all blocks
+    compute_bytes: int = 0  # compute buffer of a GPU that holds the output layer (or of the CPU)
+    offload_compute_bytes: int = 0  # compute buffer of a GPU while the output layer stays on the host
+    block_count: int = 0
+    context_size: int = 0
+
+    @property
+    def total_layers(self) -> int:
+        """llama.cpp's layer count: the blocks plus the output layer (0 for unlayered models)."""
+        return self.block_count + 1 if self.block_count > 0 else 0
 
     @property
     def total_bytes(self) -> int:
+        """Everything in one memory (a CPU placement)."""
         return self.weights_bytes + self.kv_cache_bytes + self.compute_bytes
 
-    def per_layer_bytes(self) -> int:
-        if self.total_layers <= 0:
+    @property
+    def full_gpu_bytes(self) -> int:
+        """One GPU holding every layer, before the engine's runtime overhead."""
+        return self.weights_bytes - self.host_weights_bytes + self.kv_cache_bytes + self.compute_bytes
+
+    def per_block_bytes(self) -> int:
+        """One block's weights plus its KV cache, rounded up so n blocks never under-count."""
+        if self.block_count <= 0:
             return 0
-        return (self.weights_bytes - self.non_layer_bytes + self.kv_cache_bytes) // self.total_layers
+        blocks = self.weights_bytes - self.host_weights_bytes - self.output_bytes + self.kv_cache_bytes
+        return -(-blocks // self.block_count)
+
+    def gpu_compute_bytes(self, holds_output: bool) -> int:
+        """The compute buffer a GPU reserves, depending on whether it holds the output layer."""
+        if holds_output or not self.offload_compute_bytes:
+            return self.compute_bytes
+        return self.offload_compute_bytes
 
 
 @dataclass(frozen=True)
@@ -69,6 +98,15 @@ class Candidate:
     offload_layers: int | None = None
     total_layers: int | None = None
     score: float = 0.0
+    tensor_split: tuple[int, ...] = ()  # llama.cpp layers per GPU, in gpu_indexes order (multi-GPU only)
+    terms: Mapping[str, int] = field(default_factory=dict)  # what the claim is made of, in bytes
+    note: str = ""  # said on the instance when placed (e.g. why it runs on the CPU)
+
+
+def is_partial(candidate: Candidate) -> bool:
+    """GPUs plus layers in RAM (partial offload)."""
+    layers, total = candidate.offload_layers, candidate.total_layers
+    return bool(candidate.gpu_indexes) and layers is not None and bool(total) and layers < (total or 0)
 
 
 @dataclass(frozen=True)

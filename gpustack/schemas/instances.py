@@ -46,12 +46,18 @@ WORKER_OWNED_STATES = frozenset(
 
 
 class ComputedResourceClaim(BaseModel):
-    """What the scheduler reserved: bytes of VRAM per GPU index and bytes of RAM."""
+    """What the scheduler reserved: bytes of VRAM per GPU index and bytes of RAM, the layers (as
+    llama.cpp counts them: blocks + output layer) and context it was computed for, and its terms."""
 
     vram: dict[int, int] = {}
     ram: int = 0
     offload_layers: int | None = None
     total_layers: int | None = None
+    tensor_split: list[int] | None = None  # layers per GPU, in gpu_indexes order (multi-GPU layer split)
+    context_size: int | None = None
+    # bytes: weights_gpu, kv_cache_gpu, compute_gpu, runtime_overhead_gpu, weights_host, kv_cache_host,
+    # compute_host (the *_gpu terms add up to the VRAM claimed, the *_host terms to the RAM)
+    terms: dict[str, int] = {}
 
 
 class ModelInstanceBase(SQLModel):

@@ -31,7 +31,8 @@ class GPUDevice(BaseModel):
     name: str = ""
     uuid: str = ""
     memory_total: int = 0
-    memory_used: int = 0
+    memory_used: int = 0  # used by processes, as nvidia-smi shows it (without the driver's reserve)
+    memory_reserved: int = 0  # held by the driver, never available to processes
     core_utilization: float = 0.0
     temperature: float | None = None
     simulated: bool = False
@@ -53,12 +54,29 @@ class DiskInfo(BaseModel):
     used: int = 0
 
 
+DEFAULT_GPU_RUNTIME_OVERHEAD = 640 * 2**20
+"""GPU memory an engine process takes beside its buffers (CUDA context, cuBLAS workspace, CUDA graphs):
+626-629 MiB measured for llama.cpp on an H100 after serving (docs/scheduling.md)."""
+DEFAULT_GPU_HEADROOM = 256 * 2**20
+"""GPU memory the scheduler leaves free on every GPU, so claims that are exact still never fill it."""
+
+
+class BackendInfo(BaseModel):
+    """What a worker found out about one backend's engine."""
+
+    engine: str = ""  # e.g. "llama-cpp-python 0.3.36" or a binary path
+    gpu_offload: bool | None = None  # False: a CPU-only build; None: not known
+
+
 class WorkerStatus(BaseModel):
     cpu: CPUInfo = CPUInfo()
     memory: MemoryInfo = MemoryInfo()
     gpu_devices: list[GPUDevice] = []
     disks: list[DiskInfo] = []
     simulated_gpus: bool = False
+    gpu_runtime_overhead: int = PField(default=DEFAULT_GPU_RUNTIME_OVERHEAD, ge=0)
+    gpu_headroom: int = PField(default=DEFAULT_GPU_HEADROOM, ge=0)
+    backends: dict[str, BackendInfo] = {}
 
 
 class WorkerBase(SQLModel):

@@ -12,11 +12,13 @@ from urllib.parse import urlsplit
 import uvicorn
 
 from gpustack.config import Config
+from gpustack.core.sizes import parse_size
 from gpustack.core.tasks import TaskGroup
-from gpustack.schemas.workers import WorkerRegister, WorkerStatus, WorkerStatusReport
+from gpustack.schemas.workers import BackendInfo, WorkerRegister, WorkerStatus, WorkerStatusReport
 from gpustack.worker.backoff import Backoff
 from gpustack.worker.client import ServerClient, ServerClientError, is_retryable
 from gpustack.worker.detect import collect_status
+from gpustack.worker.detect.engines import probe_backends, warn_cpu_only
 from gpustack.worker.engine import ServeOptions
 from gpustack.worker.proxy import create_proxy_app
 from gpustack.worker.serve import ServeLoop
@@ -81,6 +83,7 @@ class WorkerAgent:
         self._tasks = TaskGroup()
         self._socket: socket.socket | None = None
         self._stopped = asyncio.Event()
+        self._backends: dict[str, BackendInfo] | None = None  # probed once, at the first status
 
     def stop(self) -> None:
         """Ask run() to return (call from the agent's event loop)."""
@@ -110,7 +113,17 @@ class WorkerAgent:
         status = await asyncio.to_thread(collect_status, self.config.gpu_inventory, self.config.data_dir)
         if status.gpu_devices:
             self.serve.gpu_vendor = status.gpu_devices[0].vendor
-        return status
+        if self._backends is None:
+            self._backends = await asyncio.to_thread(probe_backends)
+            if status.gpu_devices and not status.simulated_gpus:
+                warn_cpu_only(self._backends)
+        return status.model_copy(
+            update={
+                "gpu_runtime_overhead": parse_size(self.config.gpu_runtime_overhead),
+                "gpu_headroom": parse_size(self.config.gpu_headroom),
+                "backends": self._backends,
+            }
+        )
 
     async def _registration(self) -> WorkerRegister:
         labels = {"os": platform.system().lower(), "arch": platform.machine().lower()}

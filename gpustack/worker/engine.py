@@ -15,7 +15,8 @@ from gpustack.worker.backends import LaunchContext, LaunchSpec, get_backend
 from gpustack.worker.backoff import Backoff, monotonic
 from gpustack.worker.client import ServerClient, ServerClientError, ServerResponseError
 from gpustack.worker.downloads import DownloadError, ModelResolver, ResolvedModel
-from gpustack.worker.logs import instance_log_path, tail_text
+from gpustack.worker.failures import failure_excerpt
+from gpustack.worker.logs import instance_log_path, rotate
 from gpustack.worker.ports import NoFreePortError, PortAllocator
 from gpustack.worker.runtimes.base import Runtime, RuntimeStartError, get_runtime
 
@@ -37,7 +38,9 @@ class ServeOptions:
     healthy_reset_seconds: float = 300.0
     resend_seconds: float = 5.0
     stop_timeout_seconds: float = 10.0
-    error_log_lines: int = 20
+    error_log_lines: int = 10  # error lines and last lines each, in a failed instance's message
+    log_max_bytes: int = 20 * 2**20  # an instance log is rotated past this size
+    log_backups: int = 2  # rotated files kept per instance
 
 
 @dataclass
@@ -53,6 +56,34 @@ class EngineDeps:
     health: httpx.AsyncClient
     gpu_vendor: Callable[[], str]
     request_resync: Callable[[], None]
+
+
+def launch_context(
+    instance: ModelInstancePublic, model: ModelPublic, *, model_path: str, port: int, gpu_vendor: str, work_dir: Path
+) -> LaunchContext:
+    """What a backend builds its command from: the model, and the placement the scheduler claimed
+    (GPUs, layers per GPU, the context the claim was computed for)."""
+    claim = instance.computed_resource_claim
+    return LaunchContext(
+        instance_id=instance.id,
+        instance_name=instance.name,
+        model_name=model.name,
+        model_path=model_path,
+        host="127.0.0.1",
+        port=port,
+        gpu_indexes=tuple(instance.gpu_indexes),
+        gpu_vendor=gpu_vendor,
+        backend_parameters=tuple(model.backend_parameters),
+        env=dict(model.env),
+        run_command=model.run_command,
+        image_name=model.image_name,
+        backend_version=model.backend_version,
+        offload_layers=claim.offload_layers if claim else None,
+        total_layers=claim.total_layers if claim else None,
+        tensor_split=tuple(claim.tensor_split or ()) if claim else (),
+        context_size=claim.context_size if claim else None,
+        work_dir=work_dir,
+    )
 
 
 class EngineFailure(Exception):
@@ -154,22 +185,12 @@ class InstanceRunner:
             raise EngineFailure(str(exc)) from exc
 
     def _spec(self, model: ModelPublic, resolved: ResolvedModel, port: int) -> LaunchSpec:
-        claim = self.instance.computed_resource_claim
-        ctx = LaunchContext(
-            instance_id=self.instance_id,
-            instance_name=self.name,
-            model_name=model.name,
+        ctx = launch_context(
+            self.instance,
+            model,
             model_path=str(resolved.path),
-            host="127.0.0.1",
             port=port,
-            gpu_indexes=tuple(self.instance.gpu_indexes),
             gpu_vendor=self.deps.gpu_vendor(),
-            backend_parameters=tuple(model.backend_parameters),
-            env=dict(model.env),
-            run_command=model.run_command,
-            image_name=model.image_name,
-            backend_version=model.backend_version,
-            offload_layers=claim.offload_layers if claim else None,
             work_dir=self.deps.data_dir / "instances" / self.log_path.stem,
         )
         try:
@@ -207,8 +228,9 @@ class InstanceRunner:
             return -1
 
     async def _exited(self, code: int, when: str) -> EngineFailure:
-        lines = await asyncio.to_thread(tail_text, self.log_path, self.deps.options.error_log_lines)
-        return EngineFailure(f"engine exited with code {code} {when}; last log lines:\n{lines}")
+        n = self.deps.options.error_log_lines
+        lines = await asyncio.to_thread(failure_excerpt, self.log_path, error_lines=n, tail_lines=n)
+        return EngineFailure(f"engine exited with code {code} {when}; from its log:\n{lines}")
 
     async def _wait_healthy(self, spec: LaunchSpec) -> None:
         options = self.deps.options
@@ -235,11 +257,13 @@ class InstanceRunner:
         return response.status_code == 200
 
     async def _monitor(self) -> None:
+        options = self.deps.options
         while True:
-            await self._sleep(self.deps.options.monitor_seconds)
+            await self._sleep(options.monitor_seconds)
             code = await self._exit_code()
             if code is not None:
                 raise await self._exited(code, "while running")
+            await asyncio.to_thread(rotate, self.log_path, options.log_max_bytes, options.log_backups)
 
     async def _release(self) -> None:
         """Stop the engine if one runs and free its port."""

@@ -3,6 +3,7 @@
 import asyncio
 import os
 import re
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -15,6 +16,27 @@ FOLLOW_POLL_SECONDS = 0.5
 def instance_log_path(data_dir: Path, instance_name: str) -> Path:
     """<data_dir>/logs/instances/<name>.log; characters unsafe in file names become '_'."""
     return Path(data_dir) / "logs" / "instances" / f"{_UNSAFE.sub('_', instance_name)}.log"
+
+
+def rotate(path: Path, max_bytes: int, backups: int) -> bool:
+    """Copy-truncate `path` once it outgrows `max_bytes`, keeping `backups` older files (.1 newest).
+
+    Engines append with O_APPEND, so after the truncation they keep writing at the new end; the few
+    bytes written between the copy and the truncation are lost. Returns True when it rotated.
+    """
+    try:
+        if path.stat().st_size <= max_bytes:
+            return False
+    except FileNotFoundError:
+        return False
+    for i in range(backups - 1, 0, -1):
+        older = path.with_name(f"{path.name}.{i}")
+        if older.exists():
+            older.replace(path.with_name(f"{path.name}.{i + 1}"))
+    if backups > 0:
+        shutil.copyfile(path, path.with_name(f"{path.name}.1"))
+    os.truncate(path, 0)
+    return True
 
 
 def read_tail(path: Path, lines: int) -> tuple[bytes, int]:

@@ -20,6 +20,7 @@ class TinySpec:
     key_length: int | None = None
     value_length: int | None = None
     dtype: type[np.floating] = np.float32
+    tied: bool = False  # no output.weight: the engine reuses token_embd as the output matrix
 
 
 def _tensor(rows: int, cols: int | None, dtype: type[np.floating]) -> np.ndarray:
@@ -49,7 +50,8 @@ def all_tensors(spec: TinySpec) -> dict[str, np.ndarray]:
     for i in range(spec.layers):
         tensors.update(layer_tensors(spec, i))
     tensors["output_norm.weight"] = _tensor(spec.embd, None, spec.dtype)
-    tensors["output.weight"] = _tensor(spec.vocab, spec.embd, spec.dtype)
+    if not spec.tied:
+        tensors["output.weight"] = _tensor(spec.vocab, spec.embd, spec.dtype)
     return tensors
 
 
@@ -104,3 +106,66 @@ def write_split_gguf(directory: Path, stem: str, spec: TinySpec = TinySpec(), pa
         _write(path, spec, chunk, (i, parts))
         paths.append(path)
     return paths
+
+
+@dataclass(frozen=True)
+class LlamaShape:
+    """A real llama-architecture shape (F16 matrices, F32 norms) for full-size sparse GGUF files."""
+
+    embd: int
+    blocks: int
+    heads: int
+    kv_heads: int
+    ffn: int
+    ctx: int
+    vocab: int = 32000
+
+
+def shape_tensors(shape: LlamaShape) -> dict[str, tuple[tuple[int, ...], type[np.floating]]]:
+    """Tensor name -> (numpy-order shape, dtype), as llama.cpp's converter writes a llama model."""
+    e, f16, f32 = shape.embd, np.float16, np.float32
+    kv = shape.kv_heads * (e // shape.heads)
+    block = {
+        "attn_norm.weight": ((e,), f32),
+        "attn_q.weight": ((e, e), f16),
+        "attn_k.weight": ((kv, e), f16),
+        "attn_v.weight": ((kv, e), f16),
+        "attn_output.weight": ((e, e), f16),
+        "ffn_norm.weight": ((e,), f32),
+        "ffn_gate.weight": ((shape.ffn, e), f16),
+        "ffn_up.weight": ((shape.ffn, e), f16),
+        "ffn_down.weight": ((e, shape.ffn), f16),
+    }
+    tensors: dict[str, tuple[tuple[int, ...], type[np.floating]]] = {"token_embd.weight": ((shape.vocab, e), f16)}
+    for i in range(shape.blocks):
+        tensors.update({f"blk.{i}.{name}": spec for name, spec in block.items()})
+    tensors["output_norm.weight"] = ((e,), f32)
+    tensors["output.weight"] = ((shape.vocab, e), f16)
+    return tensors
+
+
+def write_sparse_llama_gguf(path: Path, shape: LlamaShape) -> Path:
+    """A GGUF with real metadata and tensor sizes whose data region is a hole (no disk blocks used)."""
+    writer = GGUFWriter(str(path), "llama")
+    writer.add_name("sparse-llama")
+    writer.add_context_length(shape.ctx)
+    writer.add_embedding_length(shape.embd)
+    writer.add_block_count(shape.blocks)
+    writer.add_feed_forward_length(shape.ffn)
+    writer.add_head_count(shape.heads)
+    writer.add_head_count_kv(shape.kv_heads)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_vocab_size(shape.vocab)
+    end = 0
+    for name, (dims, dtype) in shape_tensors(shape).items():
+        nbytes = int(np.prod(dims)) * np.dtype(dtype).itemsize
+        writer.add_tensor_info(name, dims, np.dtype(dtype), nbytes)
+        end += -(-nbytes // 32) * 32  # tensors are aligned to 32 bytes
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    writer.close()
+    with open(path, "r+b") as fh:
+        header = fh.seek(0, 2)
+        fh.truncate(-(-header // 32) * 32 + end)
+    return path

@@ -10,7 +10,9 @@ def gib(x: float) -> int:
     return int(x * GiB)
 
 
-def gpu(index: int, total: float, *, claimed: float = 0, used: float = 0, name: str = "RTX 4090") -> GPUSnapshot:
+def gpu(
+    index: int, total: float, *, claimed: float = 0, used: float = 0, reserved: float = 0, name: str = "RTX 4090"
+) -> GPUSnapshot:
     return GPUSnapshot(
         index=index,
         name=name,
@@ -18,6 +20,7 @@ def gpu(index: int, total: float, *, claimed: float = 0, used: float = 0, name: 
         memory_total=gib(total),
         memory_used=gib(used),
         memory_claimed=gib(claimed),
+        memory_reserved=gib(reserved),
     )
 
 
@@ -30,6 +33,8 @@ def worker(
     ram_claimed: float = 0,
     state: str = "ready",
     labels: Mapping[str, str] | None = None,
+    overhead: float = 0,
+    cpu_only: frozenset[str] = frozenset(),
 ) -> WorkerSnapshot:
     return WorkerSnapshot(
         id=wid,
@@ -40,6 +45,8 @@ def worker(
         memory_total=gib(ram),
         memory_claimed=gib(ram_claimed),
         cpu_cores=16,
+        gpu_overhead=gib(overhead),
+        cpu_only_backends=cpu_only,
     )
 
 
@@ -55,13 +62,18 @@ def estimate(
     kv: float = 1,
     compute: float = 0.5,
     layers: int = 8,
+    offload_compute: float = 0,
 ) -> ResourceEstimate:
-    """Default: 8 layers of exactly 1 GiB each (weights+KV), 1 GiB non-layer, total 9.5 GiB."""
+    """Default: 8 blocks of exactly 1 GiB each (weights+KV); the 1 GiB outside the blocks is half input
+    embedding (stays on the host) and half output layer. One GPU holding everything needs 9 GiB, the
+    CPU 9.5 GiB."""
     return ResourceEstimate(
         weights_bytes=gib(weights),
-        non_layer_bytes=gib(non_layer),
+        host_weights_bytes=gib(non_layer) // 2,
+        output_bytes=gib(non_layer) - gib(non_layer) // 2,
         kv_cache_bytes=gib(kv),
         compute_bytes=gib(compute),
-        total_layers=layers,
+        offload_compute_bytes=gib(offload_compute),
+        block_count=layers,
         context_size=4096,
     )

@@ -19,8 +19,7 @@ PER_LAYER = (
     + 2 * (32 * 64 * 4)  # attn_k + attn_v (2 kv heads * 16)
     + 3 * (128 * 64 * 4)  # ffn gate/up/down
 )  # 147968
-NON_LAYER = TOKEN_EMBD + OUTPUT  # 16640
-WEIGHTS = NON_LAYER + 2 * PER_LAYER  # 312576
+WEIGHTS = TOKEN_EMBD + OUTPUT + 2 * PER_LAYER  # 312576
 
 
 @pytest.fixture
@@ -28,23 +27,47 @@ def tiny(tmp_path: Path) -> Path:
     return write_tiny_gguf(tmp_path / "tiny.gguf")
 
 
+def _compute(ctx: int, ubatch: int = 512) -> int:
+    """Attention peak of the default spec: 4 heads + mask per context token, K and V (2 kv heads * 16),
+    4 hidden-size activations; f32; plus 1 MiB slack."""
+    return MiB + 4 * ubatch * (ctx * (4 + 1) + 2 * 32 + 4 * 64)
+
+
 def test_weights_layers_and_default_context(tiny: Path) -> None:
     est = estimate_gguf(tiny)
     assert (PER_LAYER, WEIGHTS) == (147968, 312576)
     assert est.weights_bytes == WEIGHTS
-    assert est.non_layer_bytes == NON_LAYER
-    assert est.total_layers == 2
+    assert est.host_weights_bytes == TOKEN_EMBD
+    assert est.output_bytes == OUTPUT
+    assert (est.block_count, est.total_layers) == (2, 3)  # llama.cpp counts the output layer
     assert est.context_size == 2048  # min(train ctx 2048, 8192)
     # K and V * 2 layers * 2048 tokens * 2 kv heads * head_dim 16 * 2 bytes
     assert est.kv_cache_bytes == 2 * 2 * 2048 * 2 * 16 * 2 == 524288
-    assert est.compute_bytes == 64 * MiB + 2048 * 64 * 4
-    assert est.total_bytes == WEIGHTS + 524288 + 64 * MiB + 2048 * 64 * 4
+    assert est.compute_bytes == _compute(2048)
+    assert est.total_bytes == WEIGHTS + 524288 + _compute(2048)
+    assert est.full_gpu_bytes == WEIGHTS - TOKEN_EMBD + 524288 + _compute(2048)
+    assert est.per_block_bytes() == PER_LAYER + 524288 // 2
+
+
+def test_tied_embeddings_count_the_output_matrix_on_the_gpu(tmp_path: Path) -> None:
+    est = estimate_gguf(write_tiny_gguf(tmp_path / "tied.gguf", TinySpec(tied=True)))
+    # no output.weight: llama.cpp puts a copy of token_embd on the output layer's device
+    assert est.output_bytes == OUTPUT
+    assert est.weights_bytes == WEIGHTS
+    assert est.per_block_bytes() == PER_LAYER + 524288 // 2
+
+
+def test_compute_follows_micro_batch_and_logits(tmp_path: Path, tiny: Path) -> None:
+    assert estimate_gguf(tiny, backend_parameters=["-ub", "128"]).compute_bytes == _compute(2048, 128)
+    assert estimate_gguf(tiny, backend_parameters=["--batch-size=64"]).compute_bytes == _compute(2048, 64)
+    big_vocab = estimate_gguf(write_tiny_gguf(tmp_path / "v.gguf", TinySpec(vocab=40000)), context_size=16)
+    assert big_vocab.compute_bytes == MiB + 4 * 512 * (40000 + 64)  # logits beat attention at a short context
 
 
 def test_f16_tensors_halve_weights(tmp_path: Path) -> None:
     est = estimate_gguf(write_tiny_gguf(tmp_path / "f16.gguf", TinySpec(dtype=np.float16)))
     assert est.weights_bytes == WEIGHTS // 2
-    assert est.non_layer_bytes == NON_LAYER // 2
+    assert (est.host_weights_bytes, est.output_bytes) == (TOKEN_EMBD // 2, OUTPUT // 2)
 
 
 def test_long_training_context_is_capped(tmp_path: Path) -> None:
@@ -62,7 +85,7 @@ def test_explicit_context_wins_over_parameters(tiny: Path) -> None:
     est = estimate_gguf(tiny, context_size=512, backend_parameters=["--ctx-size=4096"])
     assert est.context_size == 512
     assert est.kv_cache_bytes == 2 * 2 * 512 * 2 * 16 * 2
-    assert est.compute_bytes == 64 * MiB + 512 * 64 * 4
+    assert est.compute_bytes == _compute(512)
 
 
 @pytest.mark.parametrize(

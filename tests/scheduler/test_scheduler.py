@@ -65,7 +65,7 @@ def test_refusal_collects_filter_and_selector_reasons() -> None:
     assert result.reasons == {
         "down": "worker is not_ready",
         "other": "label selector wants tier=prod, worker has tier=dev",
-        "small": ("needs 9.5 GiB VRAM, largest free GPU has 4.0 GiB (GPU 0 RTX 3050); CPU offloading is disabled"),
+        "small": ("needs 9.0 GiB VRAM, largest free GPU has 4.0 GiB (GPU 0 RTX 3050); CPU offloading is disabled"),
         "*": "distributed inference across workers is not supported yet",
     }
     assert result.message.startswith("No worker can take this instance. *: distributed inference")
@@ -80,7 +80,7 @@ def test_no_workers_gives_empty_refusal() -> None:
 def test_gpu_selector_forces_the_listed_gpu() -> None:
     workers = [worker(1, "w1", [gpu(0, 80), gpu(1, 24)]), worker(2, "w2", [gpu(0, 80)])]
     chosen = _pick(schedule(model(gpu_selector=("w1:1",)), estimate(), workers))
-    assert (chosen.worker_name, chosen.gpu_indexes, chosen.vram) == ("w1", (1,), {1: gib(9.5)})
+    assert (chosen.worker_name, chosen.gpu_indexes, chosen.vram) == ("w1", (1,), {1: gib(9)})
     refused = schedule(model(gpu_selector=("w1:7",)), estimate(), workers)
     assert isinstance(refused, Refusal)
     assert refused.reasons["w1"] == "gpu_selector wants GPU 7, worker has GPUs 0, 1"
@@ -94,11 +94,11 @@ def test_apply_claim_prevents_double_booking() -> None:
     second = _pick(schedule(m, estimate(), workers))
     workers = apply_claim(workers, second)
     third = schedule(m, estimate(), workers)
-    # binpack prefers the fuller worker "a", but after the first claim it only has 6.5 GiB free
+    # binpack prefers the fuller worker "a", but after the first claim it only has 7 GiB free
     assert (first.worker_name, second.worker_name) == ("a", "b")
     assert isinstance(third, Refusal)
-    assert "largest free GPU has 6.5 GiB" in third.reasons["a"]
-    assert [w.gpus[0].memory_claimed for w in workers] == [gib(9.5), gib(9.5)]
+    assert "largest free GPU has 7.0 GiB" in third.reasons["a"]
+    assert [w.gpus[0].memory_claimed for w in workers] == [gib(9), gib(9)]
     # without apply_claim binpack would book "a" twice
     fresh = (worker(1, "a", [gpu(0, 16)]), worker(2, "b", [gpu(0, 16)]))
     assert [_pick(schedule(m, estimate(), fresh)).worker_name for _ in range(2)] == ["a", "a"]
@@ -125,7 +125,7 @@ def test_apply_claim_rejects_unknown_worker_or_gpu() -> None:
 
 def test_tiny_gguf_estimate_schedules_on_the_smallest_fitting_gpu_with_binpack(tmp_path: Path) -> None:
     est = estimate_gguf(write_tiny_gguf(tmp_path / "tiny.gguf"))
-    need = est.total_bytes  # about 65 MiB
-    workers = [worker(1, "a", [gpu(0, 1), gpu(1, 0.07, name="tiny")]), worker(2, "b", [gpu(0, 0.05)])]
+    need = est.full_gpu_bytes  # about 22 MiB (no runtime overhead on these workers)
+    workers = [worker(1, "a", [gpu(0, 1), gpu(1, 0.025, name="tiny")]), worker(2, "b", [gpu(0, 0.02)])]
     chosen = _pick(schedule(model(placement_strategy="binpack"), est, workers))
     assert (chosen.worker_name, chosen.gpu_indexes, chosen.vram) == ("a", (1,), {1: need})

@@ -2,6 +2,7 @@
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from gguf import GGUFReader, GGUFValueType
@@ -12,20 +13,53 @@ from gpustack.scheduler.units import MiB
 DEFAULT_CONTEXT_CAP = 8192
 """Context used when neither the caller nor backend_parameters set one: min(train ctx, this)."""
 
-COMPUTE_BASE_BYTES = 64 * MiB
-"""Fixed scratch overhead per device (graph, CUDA/Metal context slack)."""
+DEFAULT_UBATCH = 512
+"""llama.cpp's default micro-batch (n_ubatch): the compute buffer is reserved for this many tokens."""
 
-COMPUTE_BYTES_PER_CTX_EMBD = 4
-"""Plus one f32 activation per (context token x embedding dim): compute = base + ctx * embd * 4."""
-
+F32 = 4  # bytes of one activation
 KV_BYTES_PER_ELEMENT = 2  # f16 K and V cache
+COMPUTE_SLACK_BYTES = 1 * MiB
+"""Small buffers of the graph beside its peak (measured: 0.01 MiB on an H100)."""
 
 CTX_FLAGS = ("--ctx-size", "-c", "--n_ctx")
+UBATCH_FLAGS = ("--ubatch-size", "-ub", "--n_ubatch")
+BATCH_FLAGS = ("--batch-size", "-b", "--n_batch")
+HOST_TENSORS = ("token_embd.weight",)  # llama.cpp keeps the input embedding in host memory
 _SPLIT_RE = re.compile(r"^(?P<prefix>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")
 _LAYER_RE = re.compile(r"^blk\.\d+\.")
 _READ_ERRORS = (ValueError, OSError, IndexError, KeyError, TypeError, OverflowError, UnicodeDecodeError)
 
 Scalar = int | float | str
+
+
+@dataclass(frozen=True)
+class _Tensors:
+    """Byte totals of a GGUF's tensors, grouped the way llama.cpp places them."""
+
+    weights: int = 0  # what the engine holds, host and GPUs together
+    host: int = 0  # input embedding
+    output: int = 0  # every tensor outside the blocks except the input embedding
+    largest_block_tensor: int = 0
+    vocab: int = 0
+
+    @classmethod
+    def read(cls, readers: Sequence[GGUFReader], embd: int) -> "_Tensors":
+        weights = host = output = largest = vocab = 0
+        tied = True  # no output.weight: llama.cpp duplicates token_embd as the output matrix
+        for reader in readers:
+            for tensor in reader.tensors:
+                size = int(tensor.n_bytes)
+                weights += size
+                if tensor.name in HOST_TENSORS:
+                    host += size
+                    vocab = int(tensor.n_elements) // embd if embd else 0
+                elif _LAYER_RE.match(tensor.name):
+                    largest = max(largest, size)
+                else:
+                    output += size
+                    tied = tied and tensor.name != "output.weight"
+        duplicated = host if tied else 0  # counted on the output layer's device as well
+        return cls(weights + duplicated, host, output + duplicated, largest, vocab)
 
 
 def estimate_gguf(
@@ -36,30 +70,37 @@ def estimate_gguf(
 ) -> ResourceEstimate:
     """Estimate the bytes needed to serve the GGUF at `path` (any part of a split GGUF works).
 
-    Weights are the tensors' on-disk sizes; the KV cache is f16 for the whole context; compute is
-    `COMPUTE_BASE_BYTES + ctx * embedding_length * 4`. Raises ValueError naming the file when it is
-    missing, unreadable or lacks the metadata we need.
+    Calibrated against llama.cpp on an H100 (docs/scheduling.md): weights are the tensors' sizes, the
+    input embedding stays on the host, the KV cache is f16 for the whole context, and the compute
+    buffer is the larger of the attention peak (KQ scores for a micro-batch against the whole
+    context, flash attention off) and the output peak (logits). Raises ValueError naming the file
+    when it is missing, unreadable or lacks the metadata we need.
     """
     parts = split_parts(Path(path))
     readers = [_open(part) for part in parts]
     head, head_path = readers[0], parts[0]
     arch = _require_str(head, "general.architecture", head_path)
-    n_layers = _require_int(head, f"{arch}.block_count", head_path)
-    weights = non_layer = 0
-    for reader in readers:
-        for tensor in reader.tensors:
-            weights += int(tensor.n_bytes)
-            if not _LAYER_RE.match(tensor.name):
-                non_layer += int(tensor.n_bytes)
-    train_ctx = _int(head, f"{arch}.context_length")
-    ctx = resolve_context_size(context_size, backend_parameters, train_ctx)
+    n_blocks = _require_int(head, f"{arch}.block_count", head_path)
     embd = _int(head, f"{arch}.embedding_length") or 0
+    tensors = _Tensors.read(readers, embd)
+    ctx = resolve_context_size(context_size, backend_parameters, _int(head, f"{arch}.context_length"))
+    ubatch = resolve_ubatch(backend_parameters)
+    shape = _Attention.read(head, arch, n_blocks, embd)
+    ffn = _int(head, f"{arch}.feed_forward_length") or 0
+    compute = COMPUTE_SLACK_BYTES + F32 * ubatch * max(
+        shape.scores_per_token(ctx) + 4 * embd,
+        tensors.vocab + embd,  # logits and the normalised input of the output layer
+        3 * ffn + 2 * embd,
+    )
+    staging = tensors.output + 2 * tensors.largest_block_tensor + F32 * ubatch * (tensors.vocab + embd)
     return ResourceEstimate(
-        weights_bytes=weights,
-        non_layer_bytes=non_layer,
-        kv_cache_bytes=_kv_cache_bytes(head, arch, n_layers, ctx, embd),
-        compute_bytes=COMPUTE_BASE_BYTES + ctx * embd * COMPUTE_BYTES_PER_CTX_EMBD,
-        total_layers=n_layers,
+        weights_bytes=tensors.weights,
+        host_weights_bytes=tensors.host,
+        output_bytes=tensors.output,
+        kv_cache_bytes=shape.kv_per_token * ctx * KV_BYTES_PER_ELEMENT,
+        compute_bytes=compute,
+        offload_compute_bytes=max(compute, staging + COMPUTE_SLACK_BYTES),
+        block_count=n_blocks,
         context_size=ctx,
     )
 
@@ -97,11 +138,23 @@ def context_from_parameters(backend_parameters: Sequence[str]) -> int | None:
 
     Items may hold several words ("--ctx-size 4096") or one ("--ctx-size", "4096").
     """
+    return _int_flag(backend_parameters, CTX_FLAGS, "context size")
+
+
+def resolve_ubatch(backend_parameters: Sequence[str]) -> int:
+    """The engine's micro-batch: `--ubatch-size`, capped by `--batch-size`, default 512."""
+    ubatch = _int_flag(backend_parameters, UBATCH_FLAGS, "micro-batch size") or DEFAULT_UBATCH
+    batch = _int_flag(backend_parameters, BATCH_FLAGS, "batch size")
+    return max(1, min(ubatch, batch) if batch else ubatch)
+
+
+def _int_flag(backend_parameters: Sequence[str], flags: Sequence[str], what: str) -> int | None:
+    """The value of the last of `flags` in the parameters (`--flag N` or `--flag=N`), or None."""
     tokens = [word for item in backend_parameters for word in item.split()]
     found: str | None = None
     for i, token in enumerate(tokens):
         flag, sep, value = token.partition("=")
-        if flag not in CTX_FLAGS:
+        if flag not in flags:
             continue
         if sep:
             found = value
@@ -112,24 +165,40 @@ def context_from_parameters(backend_parameters: Sequence[str]) -> int | None:
     try:
         return int(found)
     except ValueError as e:
-        raise ValueError(f"invalid context size {found!r} in backend_parameters") from e
+        raise ValueError(f"invalid {what} {found!r} in backend_parameters") from e
 
 
-def _kv_cache_bytes(reader: GGUFReader, arch: str, n_layers: int, ctx: int, embd: int) -> int:
-    """Sum over layers of ctx * n_head_kv * (key_len + value_len) * 2 bytes (f16)."""
-    heads = _per_layer(reader, f"{arch}.attention.head_count", n_layers)
-    kv_heads = _per_layer(reader, f"{arch}.attention.head_count_kv", n_layers) or heads
-    if not heads or not kv_heads:
-        return 0  # no attention metadata (e.g. recurrent models): no KV cache to reserve
-    key_len = _int(reader, f"{arch}.attention.key_length")
-    value_len = _int(reader, f"{arch}.attention.value_length")
-    per_token = 0
-    for n_head, n_kv in zip(heads, kv_heads, strict=True):
-        if n_head <= 0:
-            continue
-        head_dim = embd // n_head
-        per_token += n_kv * ((key_len or head_dim) + (value_len or head_dim))
-    return per_token * ctx * KV_BYTES_PER_ELEMENT
+@dataclass(frozen=True)
+class _Attention:
+    """The attention shape that sizes the KV cache and the compute buffer's score matrix."""
+
+    kv_per_token: int = 0  # K and V elements per context token, all blocks together
+    max_heads: int = 0
+    max_kv_width: int = 0  # n_head_kv * head dim of the widest block
+
+    @classmethod
+    def read(cls, reader: GGUFReader, arch: str, n_blocks: int, embd: int) -> "_Attention":
+        heads = _per_layer(reader, f"{arch}.attention.head_count", n_blocks)
+        kv_heads = _per_layer(reader, f"{arch}.attention.head_count_kv", n_blocks) or heads
+        if not heads or not kv_heads:
+            return cls()  # no attention metadata (e.g. recurrent models): no KV cache to reserve
+        key_len = _int(reader, f"{arch}.attention.key_length")
+        value_len = _int(reader, f"{arch}.attention.value_length")
+        per_token = widest = 0
+        for n_head, n_kv in zip(heads, kv_heads, strict=True):
+            if n_head <= 0:
+                continue
+            head_dim = embd // n_head
+            per_token += n_kv * ((key_len or head_dim) + (value_len or head_dim))
+            widest = max(widest, n_kv * (key_len or head_dim))
+        return cls(per_token, max(heads), widest)
+
+    def scores_per_token(self, ctx: int) -> int:
+        """Activations per micro-batch token at the attention peak: the KQ scores of every head and
+        the mask against the whole context, plus the current K and V."""
+        if not self.max_heads:
+            return 0
+        return ctx * (self.max_heads + 1) + 2 * self.max_kv_width
 
 
 def _open(path: Path) -> GGUFReader:

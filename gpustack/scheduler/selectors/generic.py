@@ -33,7 +33,7 @@ def _worker_candidates(estimate: ResourceEstimate, worker: WorkerSnapshot) -> tu
     split = even_split_candidate(estimate, worker)
     if split is not None:
         return [split], ""
-    why = f"needs {fmt_bytes(estimate.total_bytes)} VRAM, {largest_gpu_text(worker)}"
+    why = f"needs {fmt_bytes(estimate.full_gpu_bytes + worker.gpu_overhead)} VRAM, {largest_gpu_text(worker)}"
     if len(worker.gpus) > 1:
         total_free = sum(gpu_free(g) for g in worker.gpus)
         why += f"; an even split across its {len(worker.gpus)} GPUs ({fmt_bytes(total_free)} free) does not fit"
@@ -41,21 +41,30 @@ def _worker_candidates(estimate: ResourceEstimate, worker: WorkerSnapshot) -> tu
 
 
 def even_split_candidate(estimate: ResourceEstimate, worker: WorkerSnapshot) -> Candidate | None:
-    """Tensor-parallel style: the k GPUs with the most free VRAM each take 1/k plus compute."""
-    shared = estimate.weights_bytes + estimate.kv_cache_bytes
+    """Tensor-parallel style: the k GPUs with the most free VRAM each take 1/k plus compute and the
+    engine's runtime overhead."""
+    shared = estimate.full_gpu_bytes - estimate.compute_bytes
     ranked = gpus_by_free(worker)
     for k in range(2, len(ranked) + 1):
         chosen = ranked[:k]
         base, rem = divmod(shared, k)
-        shares = [base + (1 if i < rem else 0) + estimate.compute_bytes for i in range(k)]
+        fixed = estimate.compute_bytes + worker.gpu_overhead
+        shares = [base + (1 if i < rem else 0) + fixed for i in range(k)]
         if all(gpu_free(gpu) >= share for gpu, share in zip(chosen, shares, strict=True)):
             return Candidate(
                 worker_id=worker.id,
                 worker_name=worker.name,
                 gpu_indexes=tuple(sorted(g.index for g in chosen)),
                 vram={gpu.index: share for gpu, share in zip(chosen, shares, strict=True)},
-                ram=0,
+                ram=estimate.host_weights_bytes,
                 offload_layers=estimate.total_layers,
                 total_layers=estimate.total_layers,
+                terms={
+                    "weights_gpu": estimate.weights_bytes - estimate.host_weights_bytes,
+                    "kv_cache_gpu": estimate.kv_cache_bytes,
+                    "compute_gpu": estimate.compute_bytes * k,
+                    "runtime_overhead_gpu": worker.gpu_overhead * k,
+                    "weights_host": estimate.host_weights_bytes,
+                },
             )
     return None

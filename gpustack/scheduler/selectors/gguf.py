@@ -1,14 +1,16 @@
 """GGUF selector (llama-box, custom): one GPU, layer split over GPUs, partial offload, or CPU.
 
-Memory model (bytes from ResourceEstimate):
-- one GPU: weights + kv + compute.
-- k GPUs of one worker (llama.cpp layer split): each GPU holds whole layers (weights + their KV
-  cache) plus its own compute buffer; the GPU with the most free VRAM also holds the non-layer
-  tensors. Layers are split proportionally to free VRAM, capped by what each GPU can hold.
-- partial offload (cpu_offloading): as many layers as fit go to the GPUs (each + compute); the
-  other layers, the non-layer tensors (llama.cpp keeps embeddings/output on the host unless every
-  layer is offloaded) and one compute buffer go to RAM.
-- CPU: everything in RAM, for workers without GPUs or when no layer fits any GPU.
+Memory model (bytes from ResourceEstimate, layers as llama.cpp counts them: blocks + output layer):
+- every GPU an engine uses holds the worker's runtime overhead (CUDA context, cuBLAS, graphs) and a
+  compute buffer; the input embedding stays in host memory.
+- one GPU: every layer, its KV cache and compute.
+- k GPUs of one worker (llama.cpp layer split, GPUs in index order): each holds whole blocks with
+  their KV cache; the last also holds the output layer. Blocks are split proportionally to free
+  VRAM, capped by what each GPU can hold, and the split is passed to the engine as --tensor-split.
+- partial offload (cpu_offloading): as many blocks as fit go to the GPUs (llama.cpp offloads the
+  last blocks); the other blocks, the output layer and a CPU compute buffer go to RAM.
+- CPU: everything in RAM, for workers without GPUs, engines that cannot use them, or when no block
+  fits any GPU.
 """
 
 from collections.abc import Sequence
@@ -21,10 +23,12 @@ from gpustack.scheduler.capacity import (
     ram_shortfall_text,
 )
 from gpustack.scheduler.selectors.common import (
+    Layout,
     Selection,
     cpu_candidate,
     distribute,
-    layer_remainder,
+    gpu_need,
+    layout_candidate,
     single_gpu_candidates,
 )
 from gpustack.scheduler.types import Candidate, GPUSnapshot, ModelSnapshot, ResourceEstimate, WorkerSnapshot
@@ -43,10 +47,23 @@ def select_gguf(model: ModelSnapshot, estimate: ResourceEstimate, workers: Seque
     return candidates, reasons
 
 
+def cpu_only_note(model: ModelSnapshot, worker: WorkerSnapshot) -> str:
+    """Why a worker's GPUs are ignored for this model, or "" when they are usable."""
+    if not worker.gpus or model.backend not in worker.cpu_only_backends:
+        return ""
+    return (
+        f"the {model.backend} engine on {worker.name} cannot use its GPUs (a CPU-only build); "
+        "install a GPU build of the engine there to use them"
+    )
+
+
 def worker_candidates(
     model: ModelSnapshot, estimate: ResourceEstimate, worker: WorkerSnapshot
 ) -> tuple[list[Candidate], str]:
     """Candidates on one worker, or ([], human-readable reason)."""
+    if note := cpu_only_note(model, worker):
+        cpu, why = cpu_candidate(estimate, worker, f"{note}; running on its CPU", note=f"placed on the CPU: {note}")
+        return ([cpu] if cpu else []), why
     if not worker.gpus:
         cpu, why = cpu_candidate(estimate, worker, "no GPUs and the model")
         return ([cpu] if cpu else []), why
@@ -56,7 +73,8 @@ def worker_candidates(
     split = layer_split_candidate(estimate, worker)
     if split is not None:
         return [split], ""
-    notes = [f"needs {fmt_bytes(estimate.total_bytes)} VRAM, {largest_gpu_text(worker)}"]
+    need = estimate.full_gpu_bytes + worker.gpu_overhead
+    notes = [f"needs {fmt_bytes(need)} VRAM, {largest_gpu_text(worker)}"]
     if len(worker.gpus) > 1:
         total_free = sum(gpu_free(g) for g in worker.gpus)
         notes.append(f"splitting across its {len(worker.gpus)} GPUs ({fmt_bytes(total_free)} free) does not fit")
@@ -72,79 +90,50 @@ def worker_candidates(
     return [partial], ""
 
 
+def _block_caps(
+    estimate: ResourceEstimate, worker: WorkerSnapshot, gpus: Sequence[GPUSnapshot], full: bool
+) -> list[int]:
+    """How many blocks each GPU (index order) can hold next to its fixed costs."""
+    per_block = estimate.per_block_bytes()
+    last = len(gpus) - 1
+    return [
+        max(0, gpu_free(gpu) - gpu_need(estimate, 0, full, full and i == last, worker.gpu_overhead)) // per_block
+        for i, gpu in enumerate(gpus)
+    ]
+
+
 def layer_split_candidate(estimate: ResourceEstimate, worker: WorkerSnapshot) -> Candidate | None:
-    """All layers over the fewest GPUs (most free first) of the worker, or None."""
-    per_layer = estimate.per_layer_bytes()
-    if estimate.total_layers <= 0 or per_layer <= 0:
+    """Every layer over the fewest GPUs (most free first) of the worker, or None."""
+    if estimate.block_count <= 0 or estimate.per_block_bytes() <= 0:
         return None
     ranked = gpus_by_free(worker)
-    head_bytes = estimate.non_layer_bytes + layer_remainder(estimate)
     for k in range(2, len(ranked) + 1):
-        chosen = ranked[:k]
-        max_layers = [
-            _layers_that_fit(gpu_free(gpu) - estimate.compute_bytes - (head_bytes if i == 0 else 0), per_layer)
-            for i, gpu in enumerate(chosen)
-        ]
-        if sum(max_layers) < estimate.total_layers:
+        chosen = sorted(ranked[:k], key=lambda g: g.index)
+        caps = _block_caps(estimate, worker, chosen, full=True)
+        if sum(caps) < estimate.block_count:
             continue
-        layers = distribute(estimate.total_layers, max_layers, [gpu_free(g) for g in chosen])
-        vram = {
-            gpu.index: n * per_layer + estimate.compute_bytes + (head_bytes if i == 0 else 0)
-            for i, (gpu, n) in enumerate(zip(chosen, layers, strict=True))
-        }
-        return _gpu_candidate(worker, chosen, vram, 0, estimate.total_layers, estimate)
+        blocks = distribute(estimate.block_count, caps, [gpu_free(g) for g in chosen])
+        return layout_candidate(worker, estimate, Layout(tuple(chosen), tuple(blocks), with_output=True))
     return None
 
 
 def partial_offload_candidate(estimate: ResourceEstimate, worker: WorkerSnapshot) -> tuple[Candidate | None, str]:
-    """Offload as many layers as fit to GPUs, the rest to RAM.
+    """Offload as many blocks as fit to GPUs, the rest (and the output layer) to RAM.
 
-    Returns (None, "") when not even one layer fits a GPU, (None, reason) when RAM is short.
+    Returns (None, "") when not even one block fits a GPU, (None, reason) when RAM is short.
     """
-    per_layer = estimate.per_layer_bytes()
-    if estimate.total_layers <= 0 or per_layer <= 0:
+    if estimate.block_count <= 0 or estimate.per_block_bytes() <= 0:
         return None, ""
-    usable = [
-        (gpu, n)
-        for gpu in gpus_by_free(worker)
-        if (n := _layers_that_fit(gpu_free(gpu) - estimate.compute_bytes, per_layer)) > 0
-    ]
+    gpus = sorted(worker.gpus, key=lambda g: g.index)
+    usable = [(gpu, n) for gpu, n in zip(gpus, _block_caps(estimate, worker, gpus, full=False), strict=True) if n > 0]
     if not usable:
         return None, ""
-    offload = min(estimate.total_layers, sum(n for _, n in usable))
-    layers = distribute(offload, [n for _, n in usable], [gpu_free(g) for g, _ in usable])
-    placed = [(gpu, n) for (gpu, _), n in zip(usable, layers, strict=True) if n > 0]
-    vram = {gpu.index: n * per_layer + estimate.compute_bytes for gpu, n in placed}
-    ram = (
-        (estimate.total_layers - offload) * per_layer
-        + estimate.non_layer_bytes
-        + layer_remainder(estimate)
-        + estimate.compute_bytes
-    )
-    if ram_free(worker) < ram:
-        what = f"partial offload of {offload}/{estimate.total_layers} layers"
-        return None, ram_shortfall_text(what, ram, worker)
-    return _gpu_candidate(worker, [g for g, _ in placed], vram, ram, offload, estimate), ""
-
-
-def _layers_that_fit(room: int, per_layer: int) -> int:
-    return room // per_layer if room > 0 else 0
-
-
-def _gpu_candidate(
-    worker: WorkerSnapshot,
-    gpus: Sequence[GPUSnapshot],
-    vram: dict[int, int],
-    ram: int,
-    offload_layers: int,
-    estimate: ResourceEstimate,
-) -> Candidate:
-    return Candidate(
-        worker_id=worker.id,
-        worker_name=worker.name,
-        gpu_indexes=tuple(sorted(g.index for g in gpus)),
-        vram=vram,
-        ram=ram,
-        offload_layers=offload_layers,
-        total_layers=estimate.total_layers,
-    )
+    offload = min(estimate.block_count, sum(n for _, n in usable))
+    blocks = distribute(offload, [n for _, n in usable], [gpu_free(g) for g, _ in usable])
+    placed = [(gpu, n) for (gpu, _), n in zip(usable, blocks, strict=True) if n > 0]
+    layout = Layout(tuple(g for g, _ in placed), tuple(n for _, n in placed), with_output=False)
+    candidate = layout_candidate(worker, estimate, layout)
+    if ram_free(worker) < candidate.ram:
+        what = f"partial offload of {layout.offload_layers}/{estimate.total_layers} layers"
+        return None, ram_shortfall_text(what, candidate.ram, worker)
+    return candidate, ""

@@ -21,7 +21,7 @@ from gpustack.server.db import Database
 
 logger = logging.getLogger(__name__)
 
-UNKNOWN = ResourceEstimate(0, 0, 0, 0, 0, 0)
+UNKNOWN = ResourceEstimate(weights_bytes=0)
 _SCHEDULABLE = (InstanceState.PENDING, InstanceState.ANALYZING)
 
 
@@ -128,7 +128,7 @@ class SchedulingController:
             mine = {w: n for (m, w), n in per_model.items() if m == row.model_id and w is not None}
             result = schedule(model_snapshot(model), est.estimate, snapshots, model_instances_per_worker=mine)
             if isinstance(result, Candidate):
-                _place(row, result, ips.get(result.worker_id), est.note)
+                _place(row, result, ips.get(result.worker_id), est)
                 snapshots = apply_claim(snapshots, result)
                 per_model[(row.model_id, result.worker_id)] += 1
             else:
@@ -142,9 +142,16 @@ def _refuse(inst: ModelInstance, message: str) -> None:
         inst.state_message = message
 
 
-def _place(inst: ModelInstance, cand: Candidate, worker_ip: str | None, note: str | None) -> None:
+def _place(inst: ModelInstance, cand: Candidate, worker_ip: str | None, est: Estimated) -> None:
+    known = est.estimate.weights_bytes > 0
     claim = ComputedResourceClaim(
-        vram=dict(cand.vram), ram=cand.ram, offload_layers=cand.offload_layers, total_layers=cand.total_layers
+        vram=dict(cand.vram),
+        ram=cand.ram,
+        offload_layers=cand.offload_layers,
+        total_layers=cand.total_layers,
+        tensor_split=list(cand.tensor_split) or None,
+        context_size=est.estimate.context_size if known else None,
+        terms=dict(cand.terms),
     )
     inst.worker_id = cand.worker_id
     inst.worker_name = cand.worker_name
@@ -152,5 +159,5 @@ def _place(inst: ModelInstance, cand: Candidate, worker_ip: str | None, note: st
     inst.gpu_indexes = list(cand.gpu_indexes)
     inst.computed_resource_claim = claim.model_dump(mode="json")
     inst.state = InstanceState.SCHEDULED
-    inst.state_message = note
+    inst.state_message = "; ".join(note for note in (cand.note, est.note) if note) or None
     logger.info("scheduled %s on %s gpus=%s", inst.name, cand.worker_name, list(cand.gpu_indexes))

@@ -36,6 +36,14 @@ def _claims(instances: Sequence[ModelInstance]) -> tuple[dict[tuple[int, int], i
     return vram, ram
 
 
+def _cpu_only_backends(status: WorkerStatus) -> frozenset[str]:
+    """Backends whose engine cannot use the worker's GPUs; simulated GPUs are never usable, so there the
+    scheduler places as if they were (that is what simulating them is for)."""
+    if status.simulated_gpus:
+        return frozenset()
+    return frozenset(name for name, info in status.backends.items() if info.gpu_offload is False)
+
+
 def worker_snapshots(workers: Sequence[Worker], instances: Sequence[ModelInstance]) -> tuple[WorkerSnapshot, ...]:
     vram, ram = _claims(instances)
     snapshots = []
@@ -49,6 +57,7 @@ def worker_snapshots(workers: Sequence[Worker], instances: Sequence[ModelInstanc
                 memory_total=gpu.memory_total,
                 memory_used=gpu.memory_used,
                 memory_claimed=vram.get((worker.id, gpu.index), 0),  # type: ignore[arg-type]
+                memory_reserved=gpu.memory_reserved + status.gpu_headroom,
             )
             for gpu in status.gpu_devices
         )
@@ -62,6 +71,8 @@ def worker_snapshots(workers: Sequence[Worker], instances: Sequence[ModelInstanc
                 memory_total=status.memory.total,
                 memory_claimed=ram.get(worker.id, 0),  # type: ignore[arg-type]
                 cpu_cores=status.cpu.total,
+                gpu_overhead=status.gpu_runtime_overhead,
+                cpu_only_backends=_cpu_only_backends(status),
             )
         )
     return tuple(snapshots)

@@ -22,7 +22,10 @@ class LaunchContext:
     run_command: str | None = None
     image_name: str | None = None
     backend_version: str | None = None
-    offload_layers: int | None = None  # None: all layers on GPU when GPUs are given
+    offload_layers: int | None = None  # llama.cpp layers (blocks + output); None: all when GPUs are given
+    total_layers: int | None = None  # the model's llama.cpp layer count, when the scheduler knows it
+    tensor_split: tuple[int, ...] = ()  # layers per GPU (gpu_indexes order) for multi-GPU layer splits
+    context_size: int | None = None  # the context the claim was computed for
     work_dir: Path = Path(".")
 
 

@@ -15,9 +15,9 @@ from gpustack.worker.backends._common import (
 )
 from gpustack.worker.backends.base import LaunchContext, LaunchSpec, register
 
-ALL_LAYERS_LLAMA_BOX = 999  # llama.cpp clamps -ngl to the model's layer count
-ALL_LAYERS_LLAMA_CPP = -1  # llama_cpp.server: -1 moves every layer to the GPU
-LLAMA_BOX_CTX = 8192  # llama-box's default (0) is the model's full training context
+ALL_LAYERS_LLAMA_BOX = 999  # llama.cpp clamps -ngl to the model's layer count (blocks + output layer)
+ALL_LAYERS_LLAMA_CPP = -1  # llama_cpp.server: -1 moves every layer, the output layer included, to the GPU
+DEFAULT_CTX = 8192  # the scheduler's rule when it knows nothing better: min(training context, 8192)
 
 LLAMA_BOX_ALIASES = (
     ("--host",),
@@ -53,14 +53,33 @@ PROTECTED = ("--host", "--port", "--model")
 
 
 def _gpu_layers(ctx: LaunchContext, all_layers: int) -> int:
-    """0 without GPUs; the requested offload with GPUs; all layers when not specified."""
+    """0 without GPUs; `all_layers` when every layer is placed (or nothing was said); else the count.
+
+    The scheduler counts layers as llama.cpp does (blocks + the output layer), so a partial placement
+    of n layers is `n` as it is; a claim of all layers becomes the engine's "every layer" value.
+    """
     if not ctx.gpu_indexes:
         return 0
-    return all_layers if ctx.offload_layers is None else ctx.offload_layers
+    if ctx.offload_layers is None or (ctx.total_layers and ctx.offload_layers >= ctx.total_layers):
+        return all_layers
+    return ctx.offload_layers
+
+
+def _context(ctx: LaunchContext) -> str:
+    return str(ctx.context_size or DEFAULT_CTX)
+
+
+def _split(ctx: LaunchContext) -> list[str]:
+    """Layers per GPU as the scheduler placed them (even when it did not say), for multi-GPU runs."""
+    if len(ctx.gpu_indexes) < 2:
+        return []
+    if len(ctx.tensor_split) == len(ctx.gpu_indexes):
+        return [str(n) for n in ctx.tensor_split]
+    return ["1" for _ in ctx.gpu_indexes]
 
 
 def llama_box_argv(binary: str, ctx: LaunchContext) -> list[str]:
-    """`llama-box --host H --port P -m MODEL --alias NAME -ngl N [--tensor-split 1,1] --embeddings`.
+    """`llama-box --host H --port P -m MODEL --alias NAME -ngl N --ctx-size C [--tensor-split a,b] --embeddings`.
 
     llama-box's --embeddings only enables /v1/embeddings; chat and completions keep working.
     """
@@ -70,11 +89,11 @@ def llama_box_argv(binary: str, ctx: LaunchContext) -> list[str]:
         "-m", ctx.model_path,
         "--alias", ctx.model_name,
         "-ngl", str(_gpu_layers(ctx, ALL_LAYERS_LLAMA_BOX)),
-        "--ctx-size", str(LLAMA_BOX_CTX),
+        "--ctx-size", _context(ctx),
         "--embeddings",
     ]  # fmt: skip
-    if len(ctx.gpu_indexes) > 1:
-        defaults += ["--tensor-split", ",".join("1" for _ in ctx.gpu_indexes)]
+    if split := _split(ctx):
+        defaults += ["--tensor-split", ",".join(split)]
     return [binary, *merge_args(defaults, ctx.backend_parameters, LLAMA_BOX_ALIASES, PROTECTED)]
 
 
@@ -98,18 +117,21 @@ def to_llama_cpp_params(params: Iterable[str]) -> list[str]:
 
 def llama_cpp_argv(ctx: LaunchContext) -> list[str]:
     """`python -m llama_cpp.server --model M --host H --port P --model_alias NAME --n_gpu_layers N
-    --embedding true` (verified with llama-cpp-python 0.3.36: chat, completions and embeddings all work
-    on one server started with --embedding true)."""
+    --n_ctx C --embedding true --verbose false` (verified with llama-cpp-python 0.3.36: chat, completions
+    and embeddings all work on one server started with --embedding true; --verbose false keeps the
+    per-request timing report out of the log while errors are still written)."""
     defaults = [
         "--model", ctx.model_path,
         "--host", ctx.host,
         "--port", str(ctx.port),
         "--model_alias", ctx.model_name,
         "--n_gpu_layers", str(_gpu_layers(ctx, ALL_LAYERS_LLAMA_CPP)),
+        "--n_ctx", _context(ctx),
         "--embedding", "true",
+        "--verbose", "false",
     ]  # fmt: skip
-    if len(ctx.gpu_indexes) > 1:
-        defaults += ["--tensor_split", *("1" for _ in ctx.gpu_indexes)]
+    if split := _split(ctx):
+        defaults += ["--tensor_split", *split]
     merged = merge_args(defaults, to_llama_cpp_params(ctx.backend_parameters), (), PROTECTED)
     return [sys.executable, "-m", "llama_cpp.server", *merged]
 
@@ -125,7 +147,7 @@ def build(ctx: LaunchContext) -> LaunchSpec:
         argv = llama_cpp_argv(ctx)
     else:
         raise BackendUnavailableError(
-            "backend llama-box: no `llama-box` on PATH and llama-cpp-python is not installed "
-            "(pip install 'llama-cpp-python[server]')"
+            "no `llama-box` on PATH and llama-cpp-python is not installed on this worker: install one "
+            "(pip install 'llama-cpp-python[server]') or deploy with an image to use the docker runtime"
         )
     return base_spec(ctx, argv)

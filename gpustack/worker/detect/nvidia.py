@@ -18,11 +18,24 @@ def _text(value: str | bytes) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else value
 
 
+def _memory(handle: Any) -> tuple[int, int, int]:
+    """(total, used, reserved) bytes. NVML's v2 memory info separates the driver's reserve from what
+    processes use (nvidia-smi's "used"); the v1 call, for drivers without v2, counts it as used."""
+    assert pynvml is not None
+    try:
+        info = pynvml.nvmlDeviceGetMemoryInfo(handle, version=pynvml.nvmlMemory_v2)
+        return int(info.total), int(info.used), int(info.reserved)
+    except (pynvml.NVMLError, AttributeError, TypeError) as exc:
+        logger.debug("NVML v2 memory info unavailable (%s); using v1", exc)
+    info = pynvml.nvmlDeviceGetMemoryInfo(handle)
+    return int(info.total), int(info.used), 0
+
+
 def _read_device(index: int) -> GPUDevice:
     """Query one device; NVMLError from the identity/memory calls propagates to the caller."""
     assert pynvml is not None
     handle: Any = pynvml.nvmlDeviceGetHandleByIndex(index)
-    memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+    total, used, reserved = _memory(handle)
     try:
         utilization = float(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)
     except pynvml.NVMLError as exc:  # not supported on some devices (e.g. MIG instances)
@@ -38,8 +51,9 @@ def _read_device(index: int) -> GPUDevice:
         index=index,
         name=_text(pynvml.nvmlDeviceGetName(handle)),
         uuid=_text(pynvml.nvmlDeviceGetUUID(handle)),
-        memory_total=int(memory.total),
-        memory_used=int(memory.used),
+        memory_total=total,
+        memory_used=used,
+        memory_reserved=reserved,
         core_utilization=utilization,
         temperature=temperature,
     )

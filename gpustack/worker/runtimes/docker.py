@@ -15,6 +15,7 @@ from docker.types import DeviceRequest, Mount
 
 from gpustack.worker.backends.base import LaunchSpec
 from gpustack.worker.runtimes.base import Runtime, RuntimeStartError
+from gpustack.worker.runtimes.devices import container_device_env
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def container_options(spec: LaunchSpec) -> dict[str, Any]:
         "detach": True,
         "network_mode": "host",
         "ipc_mode": "host",
-        "environment": dict(spec.env),
+        "environment": {**spec.env, **container_device_env(spec)},
         "labels": {LABEL: spec.name},
         "name": container_name(spec.name),
     }

@@ -14,6 +14,7 @@ import psutil
 
 from gpustack.worker.backends.base import LaunchSpec
 from gpustack.worker.runtimes.base import Runtime, RuntimeStartError
+from gpustack.worker.runtimes.devices import process_device_env
 
 logger = logging.getLogger(__name__)
 
@@ -27,11 +28,10 @@ class _Entry:
 
 
 def build_env(spec: LaunchSpec, base: dict[str, str] | None = None) -> dict[str, str]:
-    """os.environ (or `base`) + spec.env; CUDA_VISIBLE_DEVICES from the GPUs for NVIDIA specs."""
+    """os.environ (or `base`) + spec.env + the visible devices of the placement (which win)."""
     env = dict(os.environ if base is None else base)
     env.update(spec.env)
-    if spec.gpu_indexes and spec.gpu_vendor == "nvidia":
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in spec.gpu_indexes)
+    env.update(process_device_env(spec))
     return env
 
 

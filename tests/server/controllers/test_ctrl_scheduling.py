@@ -8,9 +8,17 @@ from ctrl_db import set_replicas
 from sqlmodel import col, select
 
 from gpustack.scheduler.estimate.gguf import estimate_gguf
-from gpustack.schemas.instances import InstanceState, ModelInstance, ModelInstancePublic
+from gpustack.schemas.instances import ComputedResourceClaim, InstanceState, ModelInstance, ModelInstancePublic
 from gpustack.schemas.models import BackendEnum, Model, PlacementStrategy, SourceEnum
-from gpustack.schemas.workers import CPUInfo, GPUDevice, MemoryInfo, Worker, WorkerState, WorkerStatus
+from gpustack.schemas.workers import (
+    DEFAULT_GPU_RUNTIME_OVERHEAD,
+    CPUInfo,
+    GPUDevice,
+    MemoryInfo,
+    Worker,
+    WorkerState,
+    WorkerStatus,
+)
 from gpustack.server.controllers.models import reconcile_models
 from gpustack.server.controllers.scheduling import SchedulingController, estimate_model
 from gpustack.server.db import Database
@@ -21,8 +29,8 @@ GiB = 1 << 30
 
 @pytest.fixture(scope="module")
 def need(tiny_gguf: Path) -> int:
-    """VRAM the tiny GGUF needs on one GPU (~66 MiB, mostly compute buffers)."""
-    return estimate_gguf(tiny_gguf).total_bytes
+    """VRAM the tiny GGUF needs on one GPU (~660 MiB, mostly the engine's runtime overhead)."""
+    return estimate_gguf(tiny_gguf).full_gpu_bytes + DEFAULT_GPU_RUNTIME_OVERHEAD
 
 
 async def add_worker(
@@ -92,7 +100,12 @@ async def test_pending_instance_is_scheduled_with_its_claim(db: Database, tiny_g
     assert inst.state == InstanceState.SCHEDULED
     assert (inst.worker_id, inst.worker_name, inst.worker_ip) == (wid, "w-one", "10.0.0.5")
     assert inst.gpu_indexes == [0]
-    assert inst.computed_resource_claim == {"vram": {"0": need}, "ram": 0, "offload_layers": 2, "total_layers": 2}
+    est = estimate_gguf(tiny_gguf)
+    claim = ComputedResourceClaim.model_validate(inst.computed_resource_claim)
+    assert (claim.vram, claim.ram) == ({0: need}, est.host_weights_bytes)
+    assert (claim.offload_layers, claim.total_layers, claim.context_size) == (3, 3, est.context_size)
+    assert claim.terms["runtime_overhead_gpu"] == DEFAULT_GPU_RUNTIME_OVERHEAD
+    assert sum(v for k, v in claim.terms.items() if k.endswith("_gpu")) == need
     assert inst.state_message is None
 
 
@@ -214,7 +227,7 @@ async def test_unknown_estimate_is_placed_with_a_note(db: Database, tmp_path: Pa
 
 def test_estimate_model_reads_gguf_metadata(tiny_gguf: Path) -> None:
     est = estimate_model(Model(name="m", local_path=str(tiny_gguf)))
-    assert est.note is None and est.estimate.total_layers == 2 and est.estimate.total_bytes > 64 << 20
+    assert est.note is None and est.estimate.total_layers == 3 and est.estimate.total_bytes > 16 << 20
 
     in_dir = estimate_model(Model(name="m", local_path=str(tiny_gguf.parent)))
     assert in_dir == est

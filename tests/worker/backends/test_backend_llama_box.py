@@ -79,7 +79,8 @@ def test_llama_cpp_fallback(without_binary: None) -> None:
     assert spec.argv == (
         sys.executable, "-m", "llama_cpp.server",
         "--model", "/data/models/qwen.gguf", "--host", "127.0.0.1", "--port", "40001",
-        "--model_alias", "qwen", "--n_gpu_layers", "0", "--embedding", "true",
+        "--model_alias", "qwen", "--n_gpu_layers", "0", "--n_ctx", "8192", "--embedding", "true",
+        "--verbose", "false",
     )  # fmt: skip
     assert spec.mounts == ()
 
@@ -89,6 +90,7 @@ def test_llama_cpp_fallback_gpus_and_translated_parameters(without_binary: None)
     argv = get_backend("llama-box")(replace(CTX, gpu_indexes=(0, 1), backend_parameters=params)).argv
     tail = argv[argv.index("--model_alias") + 2 :]
     assert tail == (
+        "--verbose", "false",
         "--n_ctx", "4096", "--tensor_split", "3", "1", "--n_gpu_layers", "10", "--embedding", "false",
     )  # fmt: skip
     assert _value(argv, "--host") == "127.0.0.1"
@@ -102,5 +104,39 @@ def test_llama_cpp_fallback_all_layers_on_gpu(without_binary: None) -> None:
 
 def test_no_engine_available(without_binary: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(llama_box.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(BackendUnavailableError, match="llama-box"):
+    with pytest.raises(BackendUnavailableError, match="llama-box") as info:
         get_backend("llama-box")(CTX)
+    # the worker prefixes "backend 'llama-box': ", so the message must not say it again
+    assert not str(info.value).startswith("backend") and "install" in str(info.value)
+
+
+# A claim of every layer of a 22-block model: llama.cpp counts 23 layers (blocks + the output layer).
+CLAIMED = replace(CTX, gpu_indexes=(0,), offload_layers=23, total_layers=23, context_size=4096)
+
+
+def test_claim_of_every_layer_offloads_the_output_layer_too(with_binary: str) -> None:
+    argv = get_backend("llama-box")(CLAIMED).argv
+    assert (_value(argv, "-ngl"), _value(argv, "--ctx-size")) == ("999", "4096")
+
+
+def test_claim_of_every_layer_llama_cpp(without_binary: None) -> None:
+    argv = get_backend("llama-box")(CLAIMED).argv
+    assert (_value(argv, "--n_gpu_layers"), _value(argv, "--n_ctx")) == ("-1", "4096")
+
+
+def test_partial_claim_passes_llama_cpp_layer_count(with_binary: str) -> None:
+    argv = get_backend("llama-box")(replace(CLAIMED, offload_layers=11)).argv
+    assert _value(argv, "-ngl") == "11"
+
+
+def test_multi_gpu_claim_passes_its_layer_split(with_binary: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    split = replace(CLAIMED, gpu_indexes=(0, 3), tensor_split=(9, 14))
+    assert _value(get_backend("llama-box")(split).argv, "--tensor-split") == "9,14"
+    monkeypatch.setattr(llama_box.shutil, "which", lambda name: None)
+    argv = get_backend("llama-box")(split).argv
+    assert argv[argv.index("--tensor_split") + 1 : argv.index("--tensor_split") + 3] == ("9", "14")
+
+
+def test_user_context_wins_over_the_claimed_one(without_binary: None) -> None:
+    argv = get_backend("llama-box")(replace(CLAIMED, backend_parameters=("--ctx-size", "1024"))).argv
+    assert _value(argv, "--n_ctx") == "1024" and argv.count("--n_ctx") == 1

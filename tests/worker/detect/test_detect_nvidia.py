@@ -51,8 +51,15 @@ class FakeNVML:
     def nvmlDeviceGetUUID(self, handle: int) -> str:
         return f"GPU-{handle}"
 
-    def nvmlDeviceGetMemoryInfo(self, handle: int) -> SimpleNamespace:
-        return SimpleNamespace(total=80 * 2**30, used=handle * 2**30, free=0)
+    nvmlMemory_v2 = pynvml.nvmlMemory_v2
+
+    def nvmlDeviceGetMemoryInfo(self, handle: int, version: int | None = None) -> SimpleNamespace:
+        """Device 0 has a v2-capable driver (used excludes the 480 MiB reserve); device 1 only v1."""
+        if version is None:
+            return SimpleNamespace(total=80 * 2**30, used=handle * 2**30 + 480 * 2**20, free=0)
+        if handle == 1:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_FUNCTION_NOT_FOUND)
+        return SimpleNamespace(total=80 * 2**30, used=handle * 2**30, reserved=480 * 2**20, free=0)
 
     def nvmlDeviceGetUtilizationRates(self, handle: int) -> SimpleNamespace:
         if handle == 1:
@@ -70,10 +77,12 @@ def test_detect_nvidia_maps_nvml_devices(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(nvidia, "pynvml", fake)
     first, second = detect_nvidia()
     assert (first.index, first.name, first.uuid) == (0, "NVIDIA A100", "GPU-0")
-    assert (first.memory_total, first.memory_used) == (80 * 2**30, 0)
+    # v2: used as nvidia-smi shows it, the driver's reserve apart
+    assert (first.memory_total, first.memory_used, first.memory_reserved) == (80 * 2**30, 0, 480 * 2**20)
     assert (first.core_utilization, first.temperature) == (37.0, 55.0)
     assert not first.simulated and first.vendor == "nvidia"
-    assert (second.name, second.memory_used) == ("NVIDIA H100", 2**30)
+    # v1 only: the reserve stays inside "used" (never less than what is really taken)
+    assert (second.name, second.memory_used, second.memory_reserved) == ("NVIDIA H100", 2**30 + 480 * 2**20, 0)
     assert (second.core_utilization, second.temperature) == (0.0, None)
     assert fake.calls == ["init", "shutdown"]
 

@@ -42,6 +42,14 @@ def test_options_keep_entrypoint_and_no_gpus() -> None:
     assert options["command"] is None
 
 
+def test_cpu_placement_hides_every_gpu_in_the_container() -> None:
+    env = container_options(_spec())["environment"]
+    assert env["A"] == "1"
+    assert env["NVIDIA_VISIBLE_DEVICES"] == "void"  # CUDA images default to all GPUs
+    assert env["CUDA_VISIBLE_DEVICES"] == env["HIP_VISIBLE_DEVICES"] == env["ASCEND_RT_VISIBLE_DEVICES"] == ""
+    assert "device_requests" not in container_options(_spec())
+
+
 def test_options_require_an_image() -> None:
     with pytest.raises(RuntimeStartError):
         container_options(_spec(image=None))

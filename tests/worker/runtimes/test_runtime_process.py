@@ -99,15 +99,26 @@ async def test_logs_env_and_cuda_visible_devices(tmp_path: Path, monkeypatch: py
     assert "err line" in text
 
 
-async def test_cuda_visible_devices_only_for_nvidia(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    code = "import os; print('cuda', os.environ.get('CUDA_VISIBLE_DEVICES'))"
+async def test_devices_of_other_vendors_and_cpu_placements_are_hidden(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CUDA-built engine placed on the CPU must not see any GPU (it took 748 MiB of one on an H100)."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # the worker's own setting must not leak through
+    code = (
+        "import os; print('seen', *(repr(os.environ.get(k)) for k in"
+        " ('CUDA_VISIBLE_DEVICES', 'HIP_VISIBLE_DEVICES', 'ROCR_VISIBLE_DEVICES', 'ASCEND_RT_VISIBLE_DEVICES')))"
+    )
     runtime = ProcessRuntime()
-    for name, kwargs in {"amd": {"gpu_indexes": (1,), "gpu_vendor": "amd"}, "none": {}}.items():
+    cases = {
+        "amd": ({"gpu_indexes": (1,), "gpu_vendor": "amd"}, "seen '' '1' '1' ''"),
+        "cpu": ({}, "seen '' '' '' ''"),
+        "cpu-env": ({"env": {"CUDA_VISIBLE_DEVICES": "0"}}, "seen '' '' '' ''"),  # placement beats model env
+    }
+    for name, (kwargs, expected) in cases.items():
         log = tmp_path / f"{name}.log"
         handle = await runtime.start(_python(code, **kwargs), log)
         assert await _wait_exit(runtime, handle) == 0
-        assert "cuda None" in log.read_text()
+        assert expected in log.read_text(), name
 
 
 async def test_crashing_command_exit_codes(tmp_path: Path) -> None:

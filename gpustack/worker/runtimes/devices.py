@@ -1,0 +1,32 @@
+"""Which accelerators an engine may see: the GPUs it was placed on, and nothing for CPU placements."""
+
+from gpustack.worker.backends.base import LaunchSpec
+
+VISIBLE_DEVICES_VARS: dict[str, tuple[str, ...]] = {
+    "nvidia": ("CUDA_VISIBLE_DEVICES",),
+    "amd": ("HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES"),
+    "ascend": ("ASCEND_RT_VISIBLE_DEVICES",),
+}
+"""Each vendor's variables that limit the devices a process sees (an empty value hides all)."""
+
+
+def process_device_env(spec: LaunchSpec) -> dict[str, str]:
+    """For a local process: the placed GPUs of the spec's vendor by host index, every other device hidden.
+
+    A CPU placement hides every GPU, so an engine built with CUDA (or ROCm, CANN) cannot allocate a
+    context and compute buffers on a GPU the scheduler never gave it.
+    """
+    wanted = ",".join(str(i) for i in spec.gpu_indexes)
+    return {
+        name: wanted if spec.gpu_indexes and vendor == spec.gpu_vendor else ""
+        for vendor, names in VISIBLE_DEVICES_VARS.items()
+        for name in names
+    }
+
+
+def container_device_env(spec: LaunchSpec) -> dict[str, str]:
+    """For a container: GPUs come in through device requests (renumbered from 0), so only a CPU placement
+    needs variables, hiding every device, including the toolkit's NVIDIA_VISIBLE_DEVICES=all of CUDA images."""
+    if spec.gpu_indexes:
+        return {}
+    return {"NVIDIA_VISIBLE_DEVICES": "void", **process_device_env(spec)}
