@@ -56,7 +56,7 @@ class DiskInfo(BaseModel):
 
 DEFAULT_GPU_RUNTIME_OVERHEAD = 640 * 2**20
 """GPU memory an engine process takes beside its buffers (CUDA context, cuBLAS workspace, CUDA graphs):
-626-629 MiB measured for llama.cpp on an H100 after serving (docs/scheduling.md)."""
+626-629 MiB measured for llama.cpp on an H100 after serving (docs/gpu-memory.md)."""
 DEFAULT_GPU_HEADROOM = 256 * 2**20
 """GPU memory the scheduler leaves free on every GPU, so claims that are exact still never fill it."""
 

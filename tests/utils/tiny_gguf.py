@@ -40,19 +40,25 @@ def _vocab() -> tuple[list[str], list[float], list[int]]:
     return tokens, scores, [int(t) for t in types]
 
 
-def _header(writer: gguf.GGUFWriter, n_vocab: int, layers: int, hidden: int, heads: int, kv_heads: int) -> None:
+def _header(
+    writer: gguf.GGUFWriter,
+    n_vocab: int,
+    shape: tuple[int, int, int, int, int, int],
+    file_type: gguf.LlamaFileType,
+) -> None:
+    layers, hidden, heads, kv_heads, ffn, ctx = shape
     writer.add_name("tiny-random-llama")
-    writer.add_context_length(2048)
+    writer.add_context_length(ctx)
     writer.add_embedding_length(hidden)
     writer.add_block_count(layers)
-    writer.add_feed_forward_length(hidden * 2)
+    writer.add_feed_forward_length(ffn)
     writer.add_head_count(heads)
     writer.add_head_count_kv(kv_heads)
     writer.add_rope_dimension_count(hidden // heads)
     writer.add_rope_freq_base(10000.0)
     writer.add_layer_norm_rms_eps(1e-5)
     writer.add_vocab_size(n_vocab)
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    writer.add_file_type(file_type)
     writer.add_pooling_type(gguf.PoolingType.MEAN)
 
 
@@ -73,17 +79,31 @@ def _tokenizer(writer: gguf.GGUFWriter) -> int:
 
 
 def write_tiny_gguf(
-    path: Path, *, layers: int = 2, hidden: int = 64, heads: int = 4, kv_heads: int = 2, seed: int = 0
+    path: Path,
+    *,
+    layers: int = 2,
+    hidden: int = 64,
+    heads: int = 4,
+    kv_heads: int = 2,
+    seed: int = 0,
+    ffn: int | None = None,
+    ctx: int = 2048,
+    f16: bool = False,
 ) -> Path:
+    """Random weights; matrices in F16 when `f16` (norms stay F32, as llama.cpp's converter writes them)."""
     rng = np.random.default_rng(seed)
     head_dim = hidden // heads
+    ffn = ffn or hidden * 2
+    matrix = np.float16 if f16 else np.float32
 
     def rnd(*shape: int, scale: float = 0.02) -> np.ndarray:
-        return (rng.standard_normal(shape) * scale).astype(np.float32)
+        draw = rng.standard_normal(shape, dtype=np.float32 if f16 else np.float64)  # float64: same files as before
+        return (draw * scale).astype(matrix)
 
     writer = gguf.GGUFWriter(str(path), "llama")
     n_vocab = _tokenizer(writer)
-    _header(writer, n_vocab, layers, hidden, heads, kv_heads)
+    file_type = gguf.LlamaFileType.MOSTLY_F16 if f16 else gguf.LlamaFileType.ALL_F32
+    _header(writer, n_vocab, (layers, hidden, heads, kv_heads, ffn, ctx), file_type)
     ones = np.ones(hidden, dtype=np.float32)
     writer.add_tensor("token_embd.weight", rnd(n_vocab, hidden))
     for i in range(layers):
@@ -94,9 +114,9 @@ def write_tiny_gguf(
         writer.add_tensor(blk + "attn_v.weight", rnd(kv_heads * head_dim, hidden))
         writer.add_tensor(blk + "attn_output.weight", rnd(hidden, heads * head_dim))
         writer.add_tensor(blk + "ffn_norm.weight", ones)
-        writer.add_tensor(blk + "ffn_gate.weight", rnd(hidden * 2, hidden))
-        writer.add_tensor(blk + "ffn_up.weight", rnd(hidden * 2, hidden))
-        writer.add_tensor(blk + "ffn_down.weight", rnd(hidden, hidden * 2))
+        writer.add_tensor(blk + "ffn_gate.weight", rnd(ffn, hidden))
+        writer.add_tensor(blk + "ffn_up.weight", rnd(ffn, hidden))
+        writer.add_tensor(blk + "ffn_down.weight", rnd(hidden, ffn))
     writer.add_tensor("output_norm.weight", ones)
     writer.add_tensor("output.weight", rnd(n_vocab, hidden, scale=1.0))
     writer.write_header_to_file()

@@ -70,7 +70,7 @@ def estimate_gguf(
 ) -> ResourceEstimate:
     """Estimate the bytes needed to serve the GGUF at `path` (any part of a split GGUF works).
 
-    Calibrated against llama.cpp on an H100 (docs/scheduling.md): weights are the tensors' sizes, the
+    Calibrated against llama.cpp on an H100 (docs/gpu-memory.md): weights are the tensors' sizes, the
     input embedding stays on the host, the KV cache is f16 for the whole context, and the compute
     buffer is the larger of the attention peak (KQ scores for a micro-batch against the whole
     context, flash attention off) and the output peak (logits). Raises ValueError naming the file
