@@ -27,6 +27,12 @@ def test_bad_config_exits_non_zero_with_message(tmp_path: Path) -> None:
     assert "database_url" in result.stderr
 
 
+def test_bad_gpu_overhead_flag_exits_non_zero_with_message(tmp_path: Path) -> None:
+    result = _cli("start", "--data-dir", str(tmp_path), "--gpu-runtime-overhead", "lots")
+    assert result.returncode == 2
+    assert "gpu_runtime_overhead" in result.stderr and "invalid size 'lots'" in result.stderr
+
+
 def test_unreadable_config_file_exits_non_zero(tmp_path: Path) -> None:
     result = _cli("start", "--config-file", str(tmp_path / "missing.yaml"))
     assert result.returncode == 2

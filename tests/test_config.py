@@ -38,6 +38,8 @@ def test_config_file_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     [
         {"port": 70000},
         {"database_url": "oracle://x"},
+        {"gpu_runtime_overhead": "a lot"},
+        {"gpu_headroom": "-1GiB"},
         {"runtime": "podman"},
         {"instance_port_range": "5-1"},
         {"instance_port_range": "abc"},

@@ -207,6 +207,7 @@ def cluster(tmp: Path) -> Iterator[Cluster]:
             instance_port_range=f"{low}-{low + 19}",
             heartbeat_interval_seconds=1.0,
             resync_seconds=300.0,
+            gpu_runtime_overhead="1GiB",
         )
         with run_agent(config, server.url, FAST) as (agent, agent_loop):
             recorder = StateRecorder()

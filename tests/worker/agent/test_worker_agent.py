@@ -37,6 +37,16 @@ def test_worker_registers_and_heartbeats(env: Cluster) -> None:
     wait_for(lambda: env.server.admin().get(f"/v2/workers/{env.worker_id}").json()["state"] == "ready")
 
 
+def test_worker_reports_its_gpu_overhead_headroom_and_engines(env: Cluster) -> None:
+    with env.server.admin() as admin:
+        status = admin.get(f"/v2/workers/{env.worker_id}").json()["status"]
+    assert status["gpu_runtime_overhead"] == 2**30  # --gpu-runtime-overhead 1GiB
+    assert status["gpu_headroom"] == 256 * 2**20  # the default
+    engine = status["backends"]["llama-box"]
+    assert engine["engine"].startswith("llama-cpp-python 0.3")
+    assert engine["gpu_offload"] is False  # the CPU build of this machine
+
+
 def test_instance_reaches_running_with_port_and_pid(env: Cluster, running: dict[str, Any]) -> None:
     low, high = env.agent.config.port_range()
     assert low <= running["port"] <= high
