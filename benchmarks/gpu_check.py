@@ -134,7 +134,7 @@ def _check(args: argparse.Namespace, root: Path) -> int:
         with cluster.admin() as admin, httpx.Client(timeout=300) as client:
             wait_for(lambda: admin.get("/v2/workers").json()["items"], 120, "the embedded worker")
             _detection(admin)
-            spec = {"name": "check", "local_path": str(model_path), "backend_parameters": ["--verbose", "true"]}
+            spec = {"name": "check", "local_path": str(model_path)}
             model = admin.post("/v2/models", json=spec).json()
             inst = _instance(admin, model["id"])
             claim = inst["computed_resource_claim"]

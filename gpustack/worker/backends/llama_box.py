@@ -117,9 +117,10 @@ def to_llama_cpp_params(params: Iterable[str]) -> list[str]:
 
 def llama_cpp_argv(ctx: LaunchContext) -> list[str]:
     """`python -m llama_cpp.server --model M --host H --port P --model_alias NAME --n_gpu_layers N
-    --n_ctx C --embedding true --verbose false` (verified with llama-cpp-python 0.3.36: chat, completions
-    and embeddings all work on one server started with --embedding true; --verbose false keeps the
-    per-request timing report out of the log while errors are still written)."""
+    --n_ctx C --embedding true` (verified with llama-cpp-python 0.3.36: chat, completions and embeddings all
+    work on one server started with --embedding true). It stays verbose: `--verbose false` would drop its
+    per-request timings but also sends the model loader's output, a CUDA out-of-memory included, to
+    /dev/null; the worker rotates instance logs by size instead."""
     defaults = [
         "--model", ctx.model_path,
         "--host", ctx.host,
@@ -128,7 +129,6 @@ def llama_cpp_argv(ctx: LaunchContext) -> list[str]:
         "--n_gpu_layers", str(_gpu_layers(ctx, ALL_LAYERS_LLAMA_CPP)),
         "--n_ctx", _context(ctx),
         "--embedding", "true",
-        "--verbose", "false",
     ]  # fmt: skip
     if split := _split(ctx):
         defaults += ["--tensor_split", *split]

@@ -80,7 +80,6 @@ def test_llama_cpp_fallback(without_binary: None) -> None:
         sys.executable, "-m", "llama_cpp.server",
         "--model", "/data/models/qwen.gguf", "--host", "127.0.0.1", "--port", "40001",
         "--model_alias", "qwen", "--n_gpu_layers", "0", "--n_ctx", "8192", "--embedding", "true",
-        "--verbose", "false",
     )  # fmt: skip
     assert spec.mounts == ()
 
@@ -90,7 +89,6 @@ def test_llama_cpp_fallback_gpus_and_translated_parameters(without_binary: None)
     argv = get_backend("llama-box")(replace(CTX, gpu_indexes=(0, 1), backend_parameters=params)).argv
     tail = argv[argv.index("--model_alias") + 2 :]
     assert tail == (
-        "--verbose", "false",
         "--n_ctx", "4096", "--tensor_split", "3", "1", "--n_gpu_layers", "10", "--embedding", "false",
     )  # fmt: skip
     assert _value(argv, "--host") == "127.0.0.1"
