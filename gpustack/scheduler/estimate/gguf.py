@@ -5,8 +5,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gguf import GGUFReader, GGUFValueType
-
+from gpustack.scheduler.estimate.gguf_header import GGUFHeader, read_header
 from gpustack.scheduler.types import ResourceEstimate
 from gpustack.scheduler.units import MiB
 
@@ -29,8 +28,6 @@ _SPLIT_RE = re.compile(r"^(?P<prefix>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf
 _LAYER_RE = re.compile(r"^blk\.\d+\.")
 _READ_ERRORS = (ValueError, OSError, IndexError, KeyError, TypeError, OverflowError, UnicodeDecodeError)
 
-Scalar = int | float | str
-
 
 @dataclass(frozen=True)
 class _Tensors:
@@ -43,11 +40,11 @@ class _Tensors:
     vocab: int = 0
 
     @classmethod
-    def read(cls, readers: Sequence[GGUFReader], embd: int) -> "_Tensors":
+    def read(cls, headers: Sequence[GGUFHeader], embd: int) -> "_Tensors":
         weights = host = output = largest = vocab = 0
         tied = True  # no output.weight: llama.cpp duplicates token_embd as the output matrix
-        for reader in readers:
-            for tensor in reader.tensors:
+        for header in headers:
+            for tensor in header.tensors:
                 size = int(tensor.n_bytes)
                 weights += size
                 if tensor.name in HOST_TENSORS:
@@ -77,12 +74,12 @@ def estimate_gguf(
     when it is missing, unreadable or lacks the metadata we need.
     """
     parts = split_parts(Path(path))
-    readers = [_open(part) for part in parts]
-    head, head_path = readers[0], parts[0]
+    headers = [_open(part) for part in parts]
+    head, head_path = headers[0], parts[0]
     arch = _require_str(head, "general.architecture", head_path)
     n_blocks = _require_int(head, f"{arch}.block_count", head_path)
     embd = _int(head, f"{arch}.embedding_length") or 0
-    tensors = _Tensors.read(readers, embd)
+    tensors = _Tensors.read(headers, embd)
     ctx = resolve_context_size(context_size, backend_parameters, _int(head, f"{arch}.context_length"))
     ubatch = resolve_ubatch(backend_parameters)
     shape = _Attention.read(head, arch, n_blocks, embd)
@@ -177,7 +174,7 @@ class _Attention:
     max_kv_width: int = 0  # n_head_kv * head dim of the widest block
 
     @classmethod
-    def read(cls, reader: GGUFReader, arch: str, n_blocks: int, embd: int) -> "_Attention":
+    def read(cls, reader: GGUFHeader, arch: str, n_blocks: int, embd: int) -> "_Attention":
         heads = _per_layer(reader, f"{arch}.attention.head_count", n_blocks)
         kv_heads = _per_layer(reader, f"{arch}.attention.head_count_kv", n_blocks) or heads
         if not heads or not kv_heads:
@@ -201,56 +198,40 @@ class _Attention:
         return ctx * (self.max_heads + 1) + 2 * self.max_kv_width
 
 
-def _open(path: Path) -> GGUFReader:
-    """Open a GGUF (memory-mapped; tensors stay on disk) or raise ValueError naming the file."""
+def _open(path: Path) -> GGUFHeader:
+    """Read a GGUF's header (tensors stay on disk) or raise ValueError naming the file."""
     if not path.is_file():
         raise ValueError(f"{path}: GGUF file not found")
     try:
-        return GGUFReader(path)
+        return read_header(path)
     except _READ_ERRORS as e:
         raise ValueError(f"{path}: not a readable GGUF file ({e})") from e
 
 
-def _values(reader: GGUFReader, key: str) -> list[Scalar] | None:
-    """A metadata field as a list of Python values (1 element for scalars), or None if absent."""
-    field = reader.get_field(key)
-    if field is None or not field.types:
-        return None
-    sub_type = field.types[-1]
-    if sub_type == GGUFValueType.STRING:
-        return [bytes(field.parts[i]).decode("utf-8") for i in field.data]
-    return [field.parts[i].tolist()[0] for i in field.data]
+def _int(header: GGUFHeader, key: str) -> int | None:
+    value = header.metadata.get(key)
+    return int(value) if isinstance(value, int | float) else None
 
 
-def _int(reader: GGUFReader, key: str) -> int | None:
-    values = _values(reader, key)
-    if not values or not isinstance(values[0], int | float):
-        return None
-    return int(values[0])
-
-
-def _per_layer(reader: GGUFReader, key: str, n_layers: int) -> list[int] | None:
+def _per_layer(header: GGUFHeader, key: str, n_layers: int) -> list[int] | None:
     """A per-layer int field: scalars repeat for every layer; arrays give one value per layer."""
-    field = reader.get_field(key)
-    values = _values(reader, key)
-    if field is None or not values or not all(isinstance(v, int | float) for v in values):
-        return None
-    if field.types[0] != GGUFValueType.ARRAY:
-        return [int(values[0])] * n_layers
-    if len(values) != n_layers:
-        return None
-    return [int(v) for v in values]
+    value = header.metadata.get(key)
+    if isinstance(value, int | float):
+        return [int(value)] * n_layers
+    if isinstance(value, list) and len(value) == n_layers and all(isinstance(v, int | float) for v in value):
+        return [int(v) for v in value]
+    return None
 
 
-def _require_str(reader: GGUFReader, key: str, path: Path) -> str:
-    values = _values(reader, key)
-    if not values or not isinstance(values[0], str):
+def _require_str(header: GGUFHeader, key: str, path: Path) -> str:
+    value = header.metadata.get(key)
+    if not isinstance(value, str):
         raise ValueError(f"{path}: GGUF metadata '{key}' is missing")
-    return values[0]
+    return value
 
 
-def _require_int(reader: GGUFReader, key: str, path: Path) -> int:
-    value = _int(reader, key)
+def _require_int(header: GGUFHeader, key: str, path: Path) -> int:
+    value = _int(header, key)
     if value is None:
         raise ValueError(f"{path}: GGUF metadata '{key}' is missing")
     return value
