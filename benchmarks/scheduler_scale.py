@@ -39,6 +39,7 @@ def synthetic_workers(n: int, seed: int = 0) -> list[WorkerSnapshot]:
                 memory_total=256 * GiB,
                 memory_claimed=rng.randint(0, 128) * GiB,
                 cpu_cores=64,
+                gpu_overhead=640 * 2**20,
             )
         )
     return workers
@@ -48,10 +49,11 @@ MODEL = ModelSnapshot(id=1, name="bench", backend="llama-box", placement_strateg
 # A 70B-class Q4 model: 40 GiB weights, 80 layers; forces the multi-GPU split path on most workers.
 ESTIMATE = ResourceEstimate(
     weights_bytes=40 * GiB,
-    non_layer_bytes=1 * GiB,
+    host_weights_bytes=GiB // 2,
+    output_bytes=GiB // 2,
     kv_cache_bytes=2 * GiB,
     compute_bytes=GiB // 2,
-    total_layers=80,
+    block_count=80,
     context_size=8192,
 )
 

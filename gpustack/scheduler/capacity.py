@@ -12,8 +12,7 @@ def gpu_free(gpu: GPUSnapshot) -> int:
     free = min(usable - claimed, usable - used), never negative, where usable is the total less
     `memory_reserved` (the driver's own reserve and the worker's headroom).
     """
-    usable = gpu.memory_total - gpu.memory_reserved
-    return max(0, min(usable - gpu.memory_claimed, usable - gpu.memory_used))
+    return gpu.free
 
 
 def gpu_occupied(gpu: GPUSnapshot) -> int:

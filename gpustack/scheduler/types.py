@@ -1,5 +1,6 @@
 """Immutable snapshots the scheduler reads and the results it returns (no DB, no I/O)."""
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -13,6 +14,12 @@ class GPUSnapshot:
     memory_used: int = 0  # as reported by the device, including foreign processes
     memory_claimed: int = 0  # bytes already claimed by other instances' computed_resource_claim
     memory_reserved: int = 0  # never available to engines: the driver's reserve plus the worker's headroom
+
+    @functools.cached_property
+    def free(self) -> int:
+        """Free VRAM we may claim: see `capacity.gpu_free` (computed once per snapshot; snapshots are frozen)."""
+        usable = self.memory_total - self.memory_reserved
+        return max(0, min(usable - self.memory_claimed, usable - self.memory_used))
 
 
 @dataclass(frozen=True)

@@ -91,28 +91,36 @@ def worker_candidates(
 
 
 def _block_caps(
-    estimate: ResourceEstimate, worker: WorkerSnapshot, gpus: Sequence[GPUSnapshot], full: bool
+    estimate: ResourceEstimate, worker: WorkerSnapshot, free: Sequence[int], full: bool, per_block: int
 ) -> list[int]:
-    """How many blocks each GPU (index order) can hold next to its fixed costs."""
-    per_block = estimate.per_block_bytes()
-    last = len(gpus) - 1
+    """How many blocks each GPU (index order, `free` bytes each) can hold next to its fixed costs."""
+    last = len(free) - 1
     return [
-        max(0, gpu_free(gpu) - gpu_need(estimate, 0, full, full and i == last, worker.gpu_overhead)) // per_block
-        for i, gpu in enumerate(gpus)
+        max(0, room - gpu_need(estimate, 0, full, full and i == last, worker.gpu_overhead)) // per_block
+        for i, room in enumerate(free)
     ]
 
 
 def layer_split_candidate(estimate: ResourceEstimate, worker: WorkerSnapshot) -> Candidate | None:
     """Every layer over the fewest GPUs (most free first) of the worker, or None."""
-    if estimate.block_count <= 0 or estimate.per_block_bytes() <= 0:
+    per_block = estimate.per_block_bytes()
+    if estimate.block_count <= 0 or per_block <= 0:
         return None
     ranked = gpus_by_free(worker)
-    for k in range(2, len(ranked) + 1):
+    frees = {gpu.index: gpu_free(gpu) for gpu in ranked}
+    fixed = worker.gpu_overhead + estimate.compute_bytes
+    need = estimate.block_count * per_block + estimate.output_bytes
+    room = 0
+    for k in range(1, len(ranked) + 1):
+        room += frees[ranked[k - 1].index] - fixed
+        if k < 2 or room < need:  # not even the bytes fit: no need to count whole blocks
+            continue
         chosen = sorted(ranked[:k], key=lambda g: g.index)
-        caps = _block_caps(estimate, worker, chosen, full=True)
+        free = [frees[g.index] for g in chosen]
+        caps = _block_caps(estimate, worker, free, True, per_block)
         if sum(caps) < estimate.block_count:
             continue
-        blocks = distribute(estimate.block_count, caps, [gpu_free(g) for g in chosen])
+        blocks = distribute(estimate.block_count, caps, free)
         return layout_candidate(worker, estimate, Layout(tuple(chosen), tuple(blocks), with_output=True))
     return None
 
@@ -125,7 +133,8 @@ def partial_offload_candidate(estimate: ResourceEstimate, worker: WorkerSnapshot
     if estimate.block_count <= 0 or estimate.per_block_bytes() <= 0:
         return None, ""
     gpus = sorted(worker.gpus, key=lambda g: g.index)
-    usable = [(gpu, n) for gpu, n in zip(gpus, _block_caps(estimate, worker, gpus, full=False), strict=True) if n > 0]
+    caps = _block_caps(estimate, worker, [gpu_free(g) for g in gpus], False, estimate.per_block_bytes())
+    usable = [(gpu, n) for gpu, n in zip(gpus, caps, strict=True) if n > 0]
     if not usable:
         return None, ""
     offload = min(estimate.block_count, sum(n for _, n in usable))
