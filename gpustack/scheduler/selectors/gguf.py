@@ -31,7 +31,7 @@ from gpustack.scheduler.selectors.common import (
     layout_candidate,
     single_gpu_candidates,
 )
-from gpustack.scheduler.types import Candidate, GPUSnapshot, ModelSnapshot, ResourceEstimate, WorkerSnapshot
+from gpustack.scheduler.types import Candidate, ModelSnapshot, ResourceEstimate, WorkerSnapshot
 from gpustack.scheduler.units import fmt_bytes
 
 
