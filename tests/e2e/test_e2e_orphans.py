@@ -1,5 +1,4 @@
-"""A SIGKILLed worker leaves no engine behind: it dies with the worker, or the restarted worker adopts or
-reaps it (real server, worker and engine processes)."""
+"""A SIGKILLed worker leaves no engine behind: it dies with it, or the restarted worker adopts or reaps it."""
 
 import time
 from pathlib import Path
