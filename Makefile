@@ -65,6 +65,7 @@ bench: engine
 	$(BIN)/python benchmarks/proxy_overhead.py
 	$(BIN)/python benchmarks/scheduler_scale.py
 	$(BIN)/python benchmarks/gguf_header.py
+	$(BIN)/python benchmarks/outage_restarts.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

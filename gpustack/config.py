@@ -9,7 +9,11 @@ import yaml
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from gpustack.core.files import write_private_atomic
 from gpustack.core.sizes import parse_size
+
+MIN_SECRET_KEY_BYTES = 32  # signing key (generated: 64 hex characters)
+MIN_TOKEN_CHARS = 16  # cluster token read from the data dir (generated: 32 hex characters)
 
 
 def default_data_dir() -> Path:
@@ -123,24 +127,46 @@ class Config(BaseSettings):
         if self.token:
             return self.token
         path = self.data_dir / "token"
-        if path.exists():
-            self.token = path.read_text().strip()
-        else:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            self.token = secrets.token_hex(16)
-            _write_private(path, self.token + "\n")
+        if not path.exists():
+            _create_secret(path, secrets.token_hex(16))
+        self.token = _read_secret(
+            path,
+            MIN_TOKEN_CHARS,
+            "delete it and start again to generate a new token (then start workers with the new one), "
+            "or pass the token with --token",
+        )
         return self.token
 
     def secret_key(self) -> bytes:
         """Server-only signing key for session cookies and worker proxy credentials."""
         path = self.data_dir / "secret_key"
         if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            _write_private(path, secrets.token_hex(32) + "\n")
-        return path.read_text().strip().encode()
+            _create_secret(path, secrets.token_hex(32))
+        advice = "restore it from a backup, or delete it and start again to generate a new key (signs every user out)"
+        return _read_secret(path, MIN_SECRET_KEY_BYTES, advice).encode()
 
 
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
+class SecretFileError(ValueError):
+    """A secret file in the data dir is unreadable, empty or too short to be trusted."""
+
+
+def _create_secret(path: Path, value: str) -> None:
+    try:
+        write_private_atomic(path, value + "\n")
+    except OSError as exc:
+        advice = "free some space or fix the permissions of the data dir, then start again"
+        raise SecretFileError(f"cannot write {path}: {exc}; {advice}") from exc
+
+
+def _read_secret(path: Path, minimum: int, advice: str) -> str:
+    """The stripped content of a secret file; SecretFileError when it is shorter than `minimum`."""
+    try:
+        value = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SecretFileError(f"cannot read {path}: {exc}") from exc
+    if len(value) < minimum:
+        raise SecretFileError(
+            f"{path} holds {len(value)} characters, fewer than the {minimum} a secret needs "
+            f"(an earlier start on a full disk can leave it cut short); {advice}"
+        )
+    return value

@@ -42,6 +42,7 @@ async def run(config: Config) -> None:
         await _serve_worker(config, config.server_url.rstrip("/"))
         return
     config.ensure_token()
+    config.secret_key()  # a missing key is created; an empty or short one stops the start here
     tasks = [asyncio.create_task(_serve_server(config), name="server")]
     if not config.disable_worker:
         host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host

@@ -76,3 +76,18 @@ def test_generated_admin_password_is_written(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("name", ["secret_key", "token"])
+def test_start_refuses_an_empty_secret_file(tmp_path: Path, name: str) -> None:
+    """A zero-byte secret left by a full disk stops the start with one clear line, not a forgeable server."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / name).write_bytes(b"")
+    result = _cli("start", "--data-dir", str(data), "--host", "127.0.0.1", "--port", str(free_port()),
+                  "--disable-worker")  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(data / name) in errors[0] and "delete it" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert (data / name).read_bytes() == b""  # left for the operator to inspect, never silently replaced

@@ -1,11 +1,13 @@
 """Config precedence (flags > env > YAML > defaults) and validation."""
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from gpustack.config import Config
+from gpustack.config import Config, SecretFileError
 
 
 def test_defaults_put_sqlite_in_the_data_dir(tmp_path: Path) -> None:
@@ -57,3 +59,41 @@ def test_token_is_generated_once_and_kept(tmp_path: Path) -> None:
     assert Config(data_dir=tmp_path).ensure_token() == first
     assert (tmp_path / "token").stat().st_mode & 0o777 == 0o600
     assert Config(data_dir=tmp_path, token="given").ensure_token() == "given"
+
+
+@pytest.mark.parametrize("content", [b"", b"\n", b"0123456789abcdef0123456789abcde\n"])
+def test_short_secret_key_file_is_refused(tmp_path: Path, content: bytes) -> None:
+    """A zero-byte key (first start on a full disk) would sign cookies with b"": refuse it."""
+    (tmp_path / "secret_key").write_bytes(content)
+    with pytest.raises(SecretFileError) as caught:
+        Config(data_dir=tmp_path).secret_key()
+    assert str(tmp_path / "secret_key") in str(caught.value) and "delete it" in str(caught.value)
+
+
+def test_empty_token_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "token").write_bytes(b"")
+    with pytest.raises(SecretFileError, match="--token"):
+        Config(data_dir=tmp_path).ensure_token()
+
+
+def test_secret_key_is_generated_once_private_and_long(tmp_path: Path) -> None:
+    key = Config(data_dir=tmp_path / "new").secret_key()
+    assert len(key) == 64 and Config(data_dir=tmp_path / "new").secret_key() == key
+    assert (tmp_path / "new" / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in (tmp_path / "new").iterdir()] == ["secret_key"]  # no temporary file left
+
+
+def test_full_disk_leaves_no_truncated_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENOSPC while writing: the start fails and no file is left behind; the next start writes a whole key."""
+
+    def no_space(_fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "fsync", no_space)
+        with pytest.raises(SecretFileError, match="No space left"):
+            Config(data_dir=tmp_path).secret_key()
+        with pytest.raises(SecretFileError, match="No space left"):
+            Config(data_dir=tmp_path).ensure_token()
+    assert list(tmp_path.iterdir()) == []
+    assert len(Config(data_dir=tmp_path).secret_key()) == 64

@@ -1,9 +1,10 @@
 """Model (a deployment) table and DTOs: source, backend, replicas and placement."""
 
+import re
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, field_validator, model_validator
 from pydantic import Field as PField
 from sqlmodel import Field, SQLModel
 
@@ -78,6 +79,26 @@ class Model(ModelSpec, table=True):
 
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
+MAX_PATH_COMPONENT_BYTES = 255  # NAME_MAX of Linux, macOS and Windows file systems
+_WINDOWS_ABSOLUTE = re.compile(r"^([A-Za-z]:[\\/]|\\\\)")
+
+
+def check_local_path(value: str | None) -> str | None:
+    """An absolute path every worker OS could open: no control characters, no component over 255 bytes."""
+    if value is None:
+        return value
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError("local_path must not contain NUL or other control characters")
+    if not (value.startswith("/") or _WINDOWS_ABSOLUTE.match(value)):
+        raise ValueError(f"local_path must be absolute (e.g. /models/qwen.gguf), got {value!r}")
+    for part in re.split(r"[\\/]", value):
+        size = len(part.encode())
+        if size > MAX_PATH_COMPONENT_BYTES:
+            raise ValueError(
+                f"local_path component {part[:32]!r}... is {size} bytes; file systems allow "
+                f"{MAX_PATH_COMPONENT_BYTES} per name"
+            )
+    return value
 
 
 def _check_source(spec: "ModelCreate | ModelUpdate") -> None:
@@ -119,6 +140,11 @@ class ModelCreate(BaseModel):
     image_name: str | None = PField(default=None, max_length=512)
     run_command: str | None = PField(default=None, max_length=4096)
     description: str | None = PField(default=None, max_length=2048)
+
+    @field_validator("local_path")
+    @classmethod
+    def _local_path(cls, value: str | None) -> str | None:
+        return check_local_path(value)
 
     @model_validator(mode="after")
     def _validate(self) -> "ModelCreate":

@@ -6,6 +6,7 @@ import hmac
 import secrets
 import time
 
+from gpustack.config import MIN_SECRET_KEY_BYTES
 from gpustack.schemas.common import MAX_ID
 
 API_KEY_PREFIX = "gpustack"
@@ -68,19 +69,28 @@ def parse_worker_credential(value: str) -> tuple[int, str] | None:
     return int(parts[1]), parts[2]
 
 
+def _checked(secret_key: bytes) -> bytes:
+    """Refuse to sign with an empty or short key: anyone could forge what it signs."""
+    if len(secret_key) < MIN_SECRET_KEY_BYTES:
+        raise ValueError(f"the signing key has {len(secret_key)} bytes; at least {MIN_SECRET_KEY_BYTES} are needed")
+    return secret_key
+
+
 def proxy_credential(secret_key: bytes, worker_name: str) -> str:
     """What the server presents to a worker's proxy; given to the worker once at registration."""
-    return hmac.new(secret_key, f"proxy:{worker_name}".encode(), hashlib.sha256).hexdigest()
+    return hmac.new(_checked(secret_key), f"proxy:{worker_name}".encode(), hashlib.sha256).hexdigest()
 
 
 def sign_session(secret_key: bytes, user_id: int, ttl_seconds: int) -> str:
     payload = f"{user_id}:{int(time.time()) + ttl_seconds}"
-    sig = hmac.new(secret_key, payload.encode(), hashlib.sha256).hexdigest()
+    sig = hmac.new(_checked(secret_key), payload.encode(), hashlib.sha256).hexdigest()
     return base64.urlsafe_b64encode(f"{payload}:{sig}".encode()).decode()
 
 
 def verify_session(secret_key: bytes, token: str) -> int | None:
-    """The user id of a valid, unexpired session token, else None."""
+    """The user id of a valid, unexpired session token, else None (always None under a short key)."""
+    if len(secret_key) < MIN_SECRET_KEY_BYTES:
+        return None
     try:
         user_id, expires, sig = base64.urlsafe_b64decode(token.encode()).decode().split(":")
     except (ValueError, UnicodeDecodeError):

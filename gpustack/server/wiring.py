@@ -7,7 +7,7 @@ from gpustack.server.app import StartHook
 from gpustack.server.controllers.loop import reconcile_forever
 from gpustack.server.controllers.models import reconcile_models
 from gpustack.server.controllers.scheduling import SchedulingController
-from gpustack.server.controllers.workers import reconcile_workers
+from gpustack.server.controllers.workers import WorkerLiveness
 
 
 def start_controllers(app: FastAPI, tasks: TaskGroup) -> None:
@@ -31,16 +31,13 @@ def start_controllers(app: FastAPI, tasks: TaskGroup) -> None:
         ),
     )
     check_every = max(0.5, min(5.0, config.heartbeat_grace_seconds / 3))
-    tasks.spawn(
-        "worker-liveness",
-        lambda: reconcile_forever(
-            "workers",
-            lambda: reconcile_workers(
-                db, grace=config.heartbeat_grace_seconds, reschedule_after=config.reschedule_after_seconds
-            ),
-            period=check_every,
-        ),
+    liveness = WorkerLiveness(
+        db,
+        grace=config.heartbeat_grace_seconds,
+        reschedule_after=config.reschedule_after_seconds,
+        outage_after=max(3 * check_every, config.heartbeat_interval_seconds * 2),
     )
+    tasks.spawn("worker-liveness", lambda: reconcile_forever("workers", liveness.reconcile, period=check_every))
 
 
 def server_hooks() -> list[StartHook]:

@@ -18,6 +18,7 @@ from gpustack.worker.downloads import DownloadError, ModelResolver, ResolvedMode
 from gpustack.worker.failures import failure_excerpt
 from gpustack.worker.logs import instance_log_path, rotate
 from gpustack.worker.ports import NoFreePortError, PortAllocator
+from gpustack.worker.records import EngineRecord, EngineRecords
 from gpustack.worker.runtimes.base import Runtime, RuntimeStartError, get_runtime
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class EngineDeps:
     health: httpx.AsyncClient
     gpu_vendor: Callable[[], str]
     request_resync: Callable[[], None]
+    records: EngineRecords
 
 
 def launch_context(
@@ -93,7 +95,7 @@ class EngineFailure(Exception):
 class InstanceRunner:
     """Owns the engine of one instance for as long as the instance is placed on this worker."""
 
-    def __init__(self, instance: ModelInstancePublic, deps: EngineDeps) -> None:
+    def __init__(self, instance: ModelInstancePublic, deps: EngineDeps, orphan: EngineRecord | None = None) -> None:
         self.instance_id = instance.id
         self.name = instance.name
         self.instance = instance  # the latest server view
@@ -110,6 +112,7 @@ class InstanceRunner:
         self._last: ModelInstanceUpdate | None = None
         self._last_at = 0.0
         self._tasks = TaskGroup()
+        self._orphan = orphan  # an engine an earlier worker process started for this instance
 
     def start(self) -> None:
         self._tasks.spawn(f"instance-{self.instance_id}", self._run)
@@ -126,7 +129,8 @@ class InstanceRunner:
     async def _run(self) -> None:
         while True:
             try:
-                await self._launch()
+                if not await self._adopt():
+                    await self._launch()
                 await self._monitor()
             except EngineFailure as exc:
                 message = str(exc)
@@ -158,6 +162,36 @@ class InstanceRunner:
         self._running_since = monotonic()
         await self._report(state=InstanceState.RUNNING, state_message=None, port=self.port, pid=self.pid)
         logger.info("instance %s is running on port %s (pid %s)", self.name, self.port, self.pid)
+
+    async def _adopt(self) -> bool:
+        """Take over the engine an earlier worker process left running, when it is still healthy."""
+        record, self._orphan = self._orphan, None
+        if record is None:
+            return False
+        try:
+            self._runtime = get_runtime(record.runtime)
+        except KeyError:
+            self._runtime = None
+        if self._runtime is None or not await self._runtime.adopt(record.handle, record.identity, self.name):
+            await asyncio.to_thread(self.deps.records.remove, self.instance_id)
+            return False
+        self._handle, self.port = record.handle, record.port
+        self.pid = int(record.handle) if record.handle.isdigit() else None
+        self.deps.ports.reserve(record.port)
+        url = f"http://127.0.0.1:{record.port}{record.health_path}"
+        for _ in range(3):
+            if await self._healthy(url):
+                break
+            await asyncio.sleep(self.deps.options.health_poll_seconds)
+        else:
+            logger.info("instance %s: the engine left by an earlier worker is unhealthy; replacing it", self.name)
+            await self._release()
+            return False
+        self.phase = InstanceState.RUNNING
+        self._running_since = monotonic()
+        await self._report(state=InstanceState.RUNNING, state_message=None, port=self.port, pid=self.pid)
+        logger.info("instance %s: adopted its running engine (pid %s, port %s)", self.name, self.pid, self.port)
+        return True
 
     async def _model(self) -> ModelPublic:
         try:
@@ -218,6 +252,16 @@ class InstanceRunner:
             raise EngineFailure(str(exc)) from exc
         self._handle = handle
         self.pid = int(handle) if handle.isdigit() else None
+        record = EngineRecord(
+            instance_id=self.instance_id,
+            instance_name=self.name,
+            runtime=self._runtime.name,
+            handle=handle,
+            identity=await self._runtime.identity(handle),
+            port=spec.port,
+            health_path=spec.health_path if spec.health_path.startswith("/") else "/" + spec.health_path,
+        )
+        await asyncio.to_thread(self.deps.records.save, record)
 
     async def _exit_code(self) -> int | None:
         if self._runtime is None or self._handle is None:
@@ -269,6 +313,7 @@ class InstanceRunner:
         """Stop the engine if one runs and free its port."""
         if self._handle is not None and self._runtime is not None:
             await self._runtime.stop(self._handle, timeout=self.deps.options.stop_timeout_seconds)
+            await asyncio.to_thread(self.deps.records.remove, self.instance_id)
         self._handle = None
         self.pid = None
         self.deps.ports.release(self.port)

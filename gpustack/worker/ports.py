@@ -50,6 +50,10 @@ class PortAllocator:
             f"({len(self._reserved)} reserved by engines of this worker)"
         )
 
+    def reserve(self, port: int) -> None:
+        """Mark a port an adopted engine already listens on as taken."""
+        self._reserved.add(port)
+
     def release(self, port: int | None) -> None:
         if port is not None:
             self._reserved.discard(port)

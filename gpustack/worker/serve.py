@@ -17,6 +17,8 @@ from gpustack.worker.client import ServerClient, ServerClientError
 from gpustack.worker.downloads import ModelResolver
 from gpustack.worker.engine import EngineDeps, InstanceRunner, ServeOptions
 from gpustack.worker.ports import PortAllocator
+from gpustack.worker.records import EngineRecord, EngineRecords
+from gpustack.worker.runtimes.base import get_runtime
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +88,10 @@ class ServeLoop:
             health=self._health,
             gpu_vendor=lambda: self.gpu_vendor,
             request_resync=self.request_resync,
+            records=EngineRecords(data_dir),
         )
+        self._synced = False  # a first listing arrived: records of earlier engines can be judged
+        self._orphans: dict[int, EngineRecord] | None = None
 
     def runner(self, instance_id: int) -> InstanceRunner | None:
         """The local runner of an instance (what the proxy forwards to), if this worker serves it."""
@@ -137,6 +142,10 @@ class ServeLoop:
         desired = {
             row.id: row for row in self.cache.rows.values() if row.worker_id == me and row.state in WORKER_OWNED_STATES
         }
+        if self._orphans is None:
+            if not self._synced:
+                return  # without the server's list, engines left by an earlier process cannot be judged
+            self._orphans = await self._reap_orphans(desired)
         gone = [self._runners.pop(i) for i in list(self._runners) if i not in desired]
         if gone:
             await self._stop(gone)
@@ -144,10 +153,29 @@ class ServeLoop:
             runner = self._runners.get(instance_id)
             if runner is None:
                 logger.info("instance %s was placed on this worker; launching", row.name)
-                runner = self._runners[instance_id] = InstanceRunner(row, self.deps)
+                orphan = self._orphans.pop(instance_id, None)
+                runner = self._runners[instance_id] = InstanceRunner(row, self.deps, orphan)
                 runner.start()
             else:
                 runner.observe(row)
+
+    async def _reap_orphans(self, desired: dict[int, ModelInstancePublic]) -> dict[int, EngineRecord]:
+        """Engines an earlier worker process started: those of instances still placed here are kept for
+        their runners to adopt; the others are stopped."""
+        kept = {}
+        for record in await asyncio.to_thread(self.deps.records.load_all):
+            if record.instance_id in desired:
+                kept[record.instance_id] = record
+                continue
+            try:
+                runtime = get_runtime(record.runtime)
+            except KeyError:
+                runtime = None
+            if runtime is not None and await runtime.adopt(record.handle, record.identity, record.instance_name):
+                logger.info("stopping the engine of %s left by an earlier worker process", record.instance_name)
+                await runtime.stop(record.handle, timeout=self.options.stop_timeout_seconds)
+            await asyncio.to_thread(self.deps.records.remove, record.instance_id)
+        return kept
 
     async def shutdown(self) -> None:
         """Stop every engine this worker started."""
@@ -167,6 +195,7 @@ class ServeLoop:
             started = monotonic()
             rows = await self.client.list_instances(self._me())
             self.cache.apply_resync(rows, started)
+            self._synced = True
         self.wake()
 
     def _me(self) -> int:

@@ -51,10 +51,15 @@ class Cluster:
     url: str = ""
     token: str = ""
     procs: list[Proc] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # GPUSTACK_* overrides of FAST_LOOPS
+    _args: dict[str, list[str]] = field(default_factory=dict)
 
     def _spawn(self, name: str, args: list[str]) -> Proc:
         log = self.root / f"{name}.log"
-        env = {**os.environ, **FAST_LOOPS, "PYTHONUNBUFFERED": "1"}
+        if log.exists():  # a restarted process: keep the earlier run's output
+            log.rename(log.with_suffix(f".{time.monotonic_ns()}.log"))
+        self._args[name] = args
+        env = {**os.environ, **FAST_LOOPS, **self.env, "PYTHONUNBUFFERED": "1"}
         popen = subprocess.Popen(
             [sys.executable, "-m", "gpustack.cli", "start", *args],
             stdout=log.open("wb"),
@@ -87,6 +92,13 @@ class Cluster:
         proc = self._spawn("server", args)
         wait_ready(self.url, alive=lambda: proc.popen.poll() is None)
         self.token = (data / "token").read_text().strip()
+        return proc
+
+    def respawn(self, name: str) -> Proc:
+        """Start a stopped or killed process again with the same arguments (same ports and data dir)."""
+        proc = self._spawn(name, self._args[name])
+        if name == "server":
+            wait_ready(self.url, alive=lambda: proc.popen.poll() is None)
         return proc
 
     def start_worker(self, name: str, port_base: int) -> Proc:

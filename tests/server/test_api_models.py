@@ -110,6 +110,32 @@ def test_local_path_source_requires_local_path(api: httpx.Client) -> None:
     assert empty.status_code == 422
 
 
+@pytest.mark.parametrize(
+    ("local_path", "message"),
+    [
+        ("/models/" + "x" * 300 + "/a.gguf", "is 300 bytes"),
+        ("/models/" + "é" * 128, "is 256 bytes"),
+        ("/models/a\u0000.gguf", "NUL"),
+        ("models/a.gguf", "must be absolute"),
+        ("~/a.gguf", "must be absolute"),
+    ],
+    ids=["long-component", "long-utf8-component", "nul", "relative", "tilde"],
+)
+def test_unusable_local_path_is_refused_on_create_and_update(api: httpx.Client, local_path: str, message: str) -> None:
+    """A path no file system can open is refused up front, not left to block the scheduler."""
+    created = api.post("/v2/models", json=_body(local_path=local_path))
+    assert created.status_code == 422 and message in _error_text(created), created.text
+    model = create_model(api)
+    updated = api.put(f"/v2/models/{model['id']}", json=_body(name=model["name"], local_path=local_path))
+    assert updated.status_code == 422 and message in _error_text(updated), updated.text
+    assert api.get(f"/v2/models/{model['id']}").json()["local_path"] == model["local_path"]
+
+
+def test_windows_and_255_byte_local_paths_are_accepted(api: httpx.Client) -> None:
+    for path in ("C:\\models\\a.gguf", "/models/" + "x" * 255):
+        assert create_model(api, local_path=path)["local_path"] == path
+
+
 @pytest.mark.parametrize("entry", ["abc", "worker-a", ":0", "worker-a:", "worker-a:x", "worker-a:-1"])
 def test_malformed_gpu_selector_is_rejected(api: httpx.Client, entry: str) -> None:
     response = api.post("/v2/models", json=_body(gpu_selector=[entry]))

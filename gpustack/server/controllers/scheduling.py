@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 UNKNOWN = ResourceEstimate(weights_bytes=0)
 _SCHEDULABLE = (InstanceState.PENDING, InstanceState.ANALYZING)
+FAILED_RETRY_SECONDS = 30.0  # a model whose estimate failed is probed again after this long
 
 
 @dataclass(frozen=True)
@@ -67,20 +69,43 @@ def estimate_key(model: Model) -> tuple[object, ...]:
 
 
 class SchedulingController:
-    """Keeps an estimate cache per model spec; one pass places every pending instance it can."""
+    """Keeps an estimate cache per model spec; one pass places every pending instance it can.
+
+    A model whose estimate or placement fails (an unreadable local_path, a corrupt file...) only keeps its
+    own instances pending with the reason; every other model is still scheduled.
+    """
 
     def __init__(self, db: Database):
         self.db = db
         self._cache: dict[tuple[object, ...], Estimated] = {}
+        self._failed: dict[tuple[object, ...], tuple[str, float]] = {}  # key -> (reason, when)
 
-    async def _estimates(self, models: dict[int, Model]) -> dict[int, Estimated]:
-        out = {}
+    async def _estimates(self, models: dict[int, Model]) -> tuple[dict[int, Estimated], dict[int, str]]:
+        """Estimates per model id, and the reasons of the models that could not be estimated."""
+        out, failed = {}, {}
         for model_id, model in models.items():
             key = estimate_key(model)
-            if key not in self._cache:
-                self._cache[key] = await asyncio.to_thread(estimate_model, model)
-            out[model_id] = self._cache[key]
-        return out
+            if key not in self._cache and (reason := await self._estimate(model, key)):
+                failed[model_id] = reason
+            else:
+                out[model_id] = self._cache[key]
+        return out, failed
+
+    async def _estimate(self, model: Model, key: tuple[object, ...]) -> str | None:
+        """Fill the cache for `key`; on failure the reason (re-probed after FAILED_RETRY_SECONDS)."""
+        known = self._failed.get(key)
+        if known is not None and time.monotonic() - known[1] < FAILED_RETRY_SECONDS:
+            return known[0]
+        try:
+            self._cache[key] = await asyncio.to_thread(estimate_model, model)
+        except Exception as exc:  # per-model boundary: one bad model must not stop the others
+            reason = _estimate_failure(model, exc)
+            if known is None or known[0] != reason:
+                logger.exception("model %s: %s", model.name, reason)
+            self._failed[key] = (reason, time.monotonic())
+            return reason
+        self._failed.pop(key, None)
+        return None
 
     async def reconcile(self) -> None:
         """pending → analyzing (while a model's estimate is computed) → scheduled, or back to pending with
@@ -94,9 +119,9 @@ class SchedulingController:
             rows = (await session.execute(select(Model).where(col(Model.id).in_(ids)))).scalars()
             models = {m.id: m for m in rows if m.id is not None}
             await self._mark_analyzing(session, pending, models)
-        estimates = await self._estimates(models)
+        estimates, failed = await self._estimates(models)
         async with self.db.session() as session:
-            await self._place_all(session, [i.id for i in pending if i.id is not None], models, estimates)
+            await self._place_all(session, [i.id for i in pending if i.id is not None], models, estimates, failed)
             await session.commit()
 
     async def _mark_analyzing(
@@ -105,13 +130,18 @@ class SchedulingController:
         """Instances whose model has no cached estimate show `analyzing` while it is computed."""
         for inst in pending:
             model = models.get(inst.model_id)
-            if model is not None and estimate_key(model) not in self._cache:
+            if model is not None and (key := estimate_key(model)) not in self._cache and key not in self._failed:
                 inst.state = InstanceState.ANALYZING
                 inst.state_message = "estimating the memory the model needs"
         await session.commit()
 
     async def _place_all(
-        self, session: AsyncSession, instance_ids: list[int], models: dict[int, Model], estimates: dict[int, Estimated]
+        self,
+        session: AsyncSession,
+        instance_ids: list[int],
+        models: dict[int, Model],
+        estimates: dict[int, Estimated],
+        failed: dict[int, str],
     ) -> None:
         workers = (await session.execute(select(Worker).order_by(col(Worker.id)))).scalars().all()
         placed_stmt = select(ModelInstance).where(col(ModelInstance.worker_id).is_not(None))
@@ -124,15 +154,32 @@ class SchedulingController:
             model = models.get(row.model_id) if row is not None else None
             if row is None or model is None or row.state not in _SCHEDULABLE:
                 continue
+            if row.model_id in failed:
+                _refuse(row, failed[row.model_id])
+                continue
             est = estimates[row.model_id]
             mine = {w: n for (m, w), n in per_model.items() if m == row.model_id and w is not None}
-            result = schedule(model_snapshot(model), est.estimate, snapshots, model_instances_per_worker=mine)
+            try:
+                result = schedule(model_snapshot(model), est.estimate, snapshots, model_instances_per_worker=mine)
+            except Exception as exc:  # per-instance boundary: the next instances are still placed
+                logger.exception("placing %s failed", row.name)
+                _refuse(row, f"scheduling failed: {exc}")
+                continue
             if isinstance(result, Candidate):
                 _place(row, result, ips.get(result.worker_id), est)
                 snapshots = apply_claim(snapshots, result)
                 per_model[(row.model_id, result.worker_id)] += 1
             else:
                 _refuse(row, result.message)
+
+
+def _estimate_failure(model: Model, exc: Exception) -> str:
+    """What the instance shows when its model cannot be estimated, with the next step."""
+    if isinstance(exc, OSError):
+        what = f"cannot read local_path '{model.local_path}': {exc.strerror or exc}"
+    else:
+        what = f"cannot estimate the memory of the model: {exc}"
+    return f"{what}; fix the model's path or files (edit the model) and it is scheduled on the next pass"
 
 
 def _refuse(inst: ModelInstance, message: str) -> None:

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from gpustack.core.errors import ConflictError, InvalidError, UnauthorizedError
+from gpustack.core.files import write_private_atomic
 from gpustack.schemas.common import PaginatedList
 from gpustack.schemas.users import PasswordChange, User, UserCreate, UserPublic, UserUpdate
 from gpustack.server.security import hash_password, verify_password
@@ -26,8 +27,7 @@ async def bootstrap_admin(*, session: AsyncSession, password: str | None, data_d
     if password is None:
         password = secrets.token_urlsafe(12)
         path = data_dir / "initial_admin_password"
-        path.write_text(password + "\n")
-        path.chmod(0o600)
+        write_private_atomic(path, password + "\n")
         logger.info("Generated the admin password; it is in %s", path)
     session.add(
         User(

@@ -21,6 +21,9 @@ class Runtime(abc.ABC):
     - `stop` terminates the engine (graceful, then forced after `timeout` seconds) and releases the
       handle; it is idempotent: stopping an unknown or already stopped handle is a no-op.
     - `list_handles` maps each known handle to the spec name it was started with.
+    - `identity` and `adopt` let a restarted worker take over the engines an earlier worker process
+      started (recorded in its data dir): `adopt` registers the handle when that very engine still
+      runs, after which `exit_code` and `stop` work on it as on any other.
     """
 
     name: str = ""
@@ -40,6 +43,14 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     async def list_handles(self) -> dict[str, str]:
         """Known handles (running or exited, not yet stopped) → spec name."""
+
+    async def identity(self, handle: str) -> str:
+        """What tells this engine from a later one reusing its handle (a pid's start time); "" if nothing."""
+        return ""
+
+    async def adopt(self, handle: str, identity: str, name: str) -> bool:
+        """Take over a running engine started by an earlier worker process; False when it is gone."""
+        return False
 
 
 _RUNTIMES: dict[str, Runtime] = {}

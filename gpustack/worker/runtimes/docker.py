@@ -190,3 +190,21 @@ class DockerRuntime(Runtime):
 
     async def list_handles(self) -> dict[str, str]:
         return await asyncio.to_thread(self._list)
+
+    async def adopt(self, handle: str, identity: str, name: str) -> bool:
+        """Containers outlive the worker: a running one we labelled is taken over as it is."""
+        try:
+            return await asyncio.to_thread(self._adopt, handle)
+        except _ERRORS as exc:
+            logger.warning("cannot inspect container %s: %s", handle[:12], exc)
+            return False
+
+    def _adopt(self, handle: str) -> bool:
+        try:
+            container = self._api().containers.get(handle)
+        except NotFound:
+            return False
+        if LABEL not in (container.labels or {}) or _state_exit_code(container.attrs) is not None:
+            return False
+        logger.info("adopted container %s started by an earlier worker process", container.short_id)
+        return True

@@ -1,12 +1,15 @@
 """Runtime that starts engines as local processes, each in its own session/process group."""
 
 import asyncio
+import ctypes
 import logging
 import os
 import shlex
 import signal
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,12 +22,45 @@ from gpustack.worker.runtimes.devices import process_device_env
 logger = logging.getLogger(__name__)
 
 _POLL_S = 0.05
+_PR_SET_PDEATHSIG = 1
+PARENT_DEATH_SIGNAL = signal.SIGTERM  # engines shut down cleanly; a restarted worker reaps the stubborn
 
 
 @dataclass
 class _Entry:
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[bytes] | psutil.Process  # Popen: started here; Process: adopted after a restart
     name: str
+
+    def exit_code(self) -> int | None:
+        if isinstance(self.proc, subprocess.Popen):
+            return self.proc.poll()
+        try:  # not our child: its exit status went to whoever reaped it
+            running = self.proc.is_running() and self.proc.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            running = False
+        return None if running else -1
+
+
+def _parent_death_preexec() -> Callable[[], None] | None:
+    """A preexec_fn making the engine get PARENT_DEATH_SIGNAL when the worker dies (Linux only).
+
+    prctl(PR_SET_PDEATHSIG) fires when the thread that forked exits: engines are started from the
+    event loop thread, which lives as long as the worker.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:  # runs in the child between fork and exec: no allocation-heavy work
+        prctl(_PR_SET_PDEATHSIG, int(PARENT_DEATH_SIGNAL), 0, 0, 0)
+        if os.getppid() != parent:  # the worker died before prctl took effect
+            os.kill(os.getpid(), PARENT_DEATH_SIGNAL)
+
+    return preexec
 
 
 def build_env(spec: LaunchSpec, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -86,6 +122,7 @@ class ProcessRuntime(Runtime):
                     env=env,
                     cwd=cwd,
                     start_new_session=True,
+                    preexec_fn=_parent_death_preexec(),
                 )
             except OSError as exc:
                 log.write(f"--- gpustack: failed to start: {exc}\n".encode())
@@ -99,7 +136,27 @@ class ProcessRuntime(Runtime):
         entry = self._entries.get(handle)
         if entry is None:
             raise KeyError(f"unknown process handle {handle!r}")
-        return entry.proc.poll()
+        return entry.exit_code()
+
+    async def identity(self, handle: str) -> str:
+        try:
+            return repr(psutil.Process(int(handle)).create_time())
+        except (ValueError, psutil.Error):
+            return ""
+
+    async def adopt(self, handle: str, identity: str, name: str) -> bool:
+        """Adopt the process group leader `handle` if it still runs and started when recorded."""
+        if not handle.isdigit() or not identity:
+            return False
+        try:
+            proc = psutil.Process(int(handle))
+            same = abs(proc.create_time() - float(identity)) < 0.01 and os.getpgid(proc.pid) == proc.pid
+        except (ValueError, OSError, psutil.Error):
+            return False
+        if same:
+            self._entries[handle] = _Entry(proc=proc, name=name)
+            logger.info("adopted %s (pid %s) started by an earlier worker process", name, handle)
+        return same
 
     async def list_handles(self) -> dict[str, str]:
         return {handle: entry.name for handle, entry in self._entries.items()}
@@ -108,21 +165,22 @@ class ProcessRuntime(Runtime):
         entry = self._entries.get(handle)
         if entry is None:
             return
-        proc, pgid = entry.proc, entry.proc.pid
+        pgid = entry.proc.pid
         if _signal_group(pgid, signal.SIGTERM):
-            if not await self._wait_group(proc, pgid, timeout):
+            if not await self._wait_group(entry, pgid, timeout):
                 logger.warning("pid %d did not stop within %.1fs; sending SIGKILL", pgid, timeout)
             # Kill whatever is left (children that ignored SIGTERM); ESRCH when the group is gone.
             _signal_group(pgid, signal.SIGKILL)
-        await self._reap(proc)
+        if isinstance(entry.proc, subprocess.Popen):
+            await self._reap(entry.proc)
         self._entries.pop(handle, None)
 
     @staticmethod
-    async def _wait_group(proc: subprocess.Popen[bytes], pgid: int, timeout: float) -> bool:
+    async def _wait_group(entry: _Entry, pgid: int, timeout: float) -> bool:
         """Wait until the leader exited and no live group member remains; False on timeout."""
         deadline = time.monotonic() + timeout
         while True:
-            if proc.poll() is not None and not await asyncio.to_thread(_group_alive, pgid):
+            if entry.exit_code() is not None and not await asyncio.to_thread(_group_alive, pgid):
                 return True
             if time.monotonic() >= deadline:
                 return False

@@ -272,3 +272,24 @@ async def test_refused_instance_returns_to_pending_not_analyzing(db: Database, t
     [inst] = await instances(db, mid)
     assert inst.state == InstanceState.PENDING
     assert inst.state_message and "No worker" in inst.state_message
+
+
+async def test_a_model_with_an_unusable_path_does_not_block_the_others(db: Database, tiny_gguf: Path) -> None:
+    """A 300-byte path component raises ENAMETOOLONG from the file probe; only that model stays pending."""
+    await add_worker(db, "w-iso", [4 * GiB])
+    bad = await add_model(db, "bad-path", tiny_gguf.parent / ("x" * 300) / "m.gguf", 1)
+    good = await add_model(db, "good-path", tiny_gguf, 1)
+    controller = SchedulingController(db)
+
+    await controller.reconcile()
+
+    [placed] = await instances(db, good)
+    assert placed.state == InstanceState.SCHEDULED and placed.state_message is None
+    [stuck] = await instances(db, bad)
+    assert stuck.state == InstanceState.PENDING and stuck.worker_id is None
+    assert "File name too long" in (stuck.state_message or "") and "fix the model's path" in stuck.state_message
+    updated = stuck.updated_at
+
+    await controller.reconcile()  # the failure is remembered: no flapping through analyzing, no new event
+    [again] = await instances(db, bad)
+    assert (again.state, again.updated_at) == (InstanceState.PENDING, updated)

@@ -1,5 +1,6 @@
 """Worker liveness against a real database: stale heartbeats, unreachable instances, rescheduling."""
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -9,7 +10,7 @@ from gpustack.schemas.common import utcnow
 from gpustack.schemas.instances import InstanceState, ModelInstance
 from gpustack.schemas.models import Model
 from gpustack.schemas.workers import Worker, WorkerState
-from gpustack.server.controllers.workers import reconcile_workers
+from gpustack.server.controllers.workers import WorkerLiveness, reconcile_workers
 from gpustack.server.db import Database
 
 GRACE = 10.0
@@ -161,4 +162,76 @@ async def test_only_the_silent_worker_is_affected(db: Database) -> None:
     [kept] = await get(db, ModelInstance, alive_ids)
     [moved] = await get(db, ModelInstance, dead_ids)
     assert (kept.state, kept.worker_id) == (InstanceState.RUNNING, alive)
+    assert (moved.state, moved.worker_id) == (InstanceState.PENDING, None)
+
+
+async def set_silence(db: Database, worker_id: int, seconds: float) -> None:
+    async with db.session() as session:
+        worker = await session.get(Worker, worker_id)
+        assert worker is not None
+        worker.heartbeat_time = utcnow() - timedelta(seconds=seconds)
+        await session.commit()
+
+
+async def test_server_start_gives_workers_a_grace_period_before_judging(db: Database) -> None:
+    """After a long server outage every heartbeat is stale: the first passes must not restart engines."""
+    wid = await add_worker(db, "outlived", silent_for=GRACE + RESCHEDULE_AFTER + 200)
+    ids = await add_instances(db, wid, [InstanceState.RUNNING])
+    liveness = WorkerLiveness(db, grace=1.0, reschedule_after=1.0, outage_after=60.0)
+
+    await liveness.reconcile()
+
+    [worker] = await get(db, Worker, [wid])
+    [inst] = await get(db, ModelInstance, ids)
+    assert worker.state == WorkerState.READY
+    assert (inst.state, inst.worker_id, inst.pid) == (InstanceState.RUNNING, wid, 1234)
+
+    await asyncio.sleep(3.1)  # past grace + reschedule_after since the start, still silent: now it is judged
+    await liveness.reconcile()
+    [worker] = await get(db, Worker, [wid])
+    [inst] = await get(db, ModelInstance, ids)
+    assert worker.state == WorkerState.NOT_READY
+    assert (inst.state, inst.worker_id) == (InstanceState.PENDING, None)
+
+
+async def test_a_gap_between_passes_restarts_the_grace_window(db: Database) -> None:
+    """A database outage stops both heartbeats and passes; the pass after it must not judge the workers."""
+    wid = await add_worker(db, "db-outage", silent_for=1)
+    ids = await add_instances(db, wid, [InstanceState.RUNNING])
+    liveness = WorkerLiveness(db, grace=GRACE, reschedule_after=RESCHEDULE_AFTER, outage_after=1.0)
+    await liveness.reconcile()
+
+    await set_silence(db, wid, GRACE + RESCHEDULE_AFTER + 5)  # no heartbeat got through the outage
+    await asyncio.sleep(2.1)
+    await liveness.reconcile()
+
+    [worker] = await get(db, Worker, [wid])
+    [inst] = await get(db, ModelInstance, ids)
+    assert worker.state == WorkerState.READY and (inst.state, inst.worker_id) == (InstanceState.RUNNING, wid)
+
+
+async def test_without_a_gap_a_stale_worker_is_still_judged(db: Database) -> None:
+    wid = await add_worker(db, "no-gap", silent_for=1)
+    ids = await add_instances(db, wid, [InstanceState.RUNNING])
+    liveness = WorkerLiveness(db, grace=GRACE, reschedule_after=RESCHEDULE_AFTER, outage_after=60.0)
+    liveness.watching_since = utcnow() - timedelta(seconds=GRACE + RESCHEDULE_AFTER + 10)  # started long ago
+    liveness._last_pass = utcnow()
+
+    await set_silence(db, wid, GRACE + 5)
+    await liveness.reconcile()
+
+    [worker] = await get(db, Worker, [wid])
+    [inst] = await get(db, ModelInstance, ids)
+    assert worker.state == WorkerState.NOT_READY and inst.state == InstanceState.UNREACHABLE
+
+
+async def test_instance_its_worker_reports_running_is_never_rescheduled(db: Database) -> None:
+    """The worker re-reported the instance running (it is alive, its heartbeats are not through yet)."""
+    wid = await add_worker(db, "reporting", silent_for=GRACE + RESCHEDULE_AFTER + 5, state=WorkerState.NOT_READY)
+    running, unreachable = await add_instances(db, wid, [InstanceState.RUNNING, InstanceState.UNREACHABLE])
+
+    await reconcile(db)
+
+    kept, moved = await get(db, ModelInstance, [running, unreachable])
+    assert (kept.state, kept.worker_id, kept.port) == (InstanceState.RUNNING, wid, 40000)
     assert (moved.state, moved.worker_id) == (InstanceState.PENDING, None)

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import signal
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -63,7 +64,10 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--model-name", default="fake")
+    parser.add_argument("--ignore-sigterm", action="store_true", help="like an engine stuck in shutdown")
     args = parser.parse_args()
+    if args.ignore_sigterm:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     Handler.model_name = args.model_name
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     print(f"fake engine listening on {args.host}:{args.port} as {args.model_name}", flush=True)
