@@ -9,6 +9,8 @@ LLAMA_WHEEL := $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-py3-none-lin
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF
 DATA_DIR ?= ./data
 PORT ?= 8080
+WORKER_PORT ?= 10150
+INSTANCE_PORTS ?= 40000-40999
 
 .PHONY: install install-test engine run test lint typecheck pytest e2e bench clean
 
@@ -32,7 +34,8 @@ install-test: engine
 	$(BIN)/pip install -q -e ".[test]"
 
 run: engine
-	$(BIN)/gpustack start --data-dir $(DATA_DIR) --port $(PORT)
+	$(BIN)/gpustack start --data-dir $(DATA_DIR) --port $(PORT) --worker-port $(WORKER_PORT) \
+		--instance-port-range $(INSTANCE_PORTS)
 
 lint: install-test
 	$(BIN)/ruff check gpustack tests benchmarks

@@ -26,9 +26,37 @@ class _Entry:
     name: str
 
 
+# What an engine inherits from the worker's environment: an explicit allow-list, so that variables
+# meant for gpustack or the shell (PORT from `make run`, GPUSTACK_TOKEN, ...) never reach an engine.
+INHERITED_NAMES = frozenset(
+    {
+        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TERM",
+        "TMPDIR", "TMP", "TEMP", "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH",
+        "LD_LIBRARY_PATH", "LIBRARY_PATH", "LD_PRELOAD",
+        "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+        "OMP_NUM_THREADS",
+    }
+)  # fmt: skip
+INHERITED_PREFIXES = (
+    "LC_", "XDG_",
+    "HF_", "HUGGING_FACE_", "HUGGINGFACE_", "MODELSCOPE_", "TRANSFORMERS_",
+    "NVIDIA_", "CUDA_", "NCCL_", "HIP_", "ROCR_", "ROCM_", "HSA_", "ASCEND_", "ATB_",
+    "VLLM_", "SGLANG_", "TORCH_", "TRITON_",
+)  # fmt: skip
+_PROXY_NAMES = frozenset({"http_proxy", "https_proxy", "no_proxy", "all_proxy"})
+
+
+def inherited(name: str) -> bool:
+    """True when a worker environment variable is passed on to engines (see INHERITED_*)."""
+    if name.startswith("GPUSTACK_"):
+        return False
+    return name in INHERITED_NAMES or name.lower() in _PROXY_NAMES or name.startswith(INHERITED_PREFIXES)
+
+
 def build_env(spec: LaunchSpec, base: dict[str, str] | None = None) -> dict[str, str]:
-    """os.environ (or `base`) + spec.env; CUDA_VISIBLE_DEVICES from the GPUs for NVIDIA specs."""
-    env = dict(os.environ if base is None else base)
+    """The allow-listed part of os.environ (or `base`) + spec.env; CUDA_VISIBLE_DEVICES for NVIDIA specs."""
+    source = os.environ if base is None else base
+    env = {name: value for name, value in source.items() if inherited(name)}
     env.update(spec.env)
     if spec.gpu_indexes and spec.gpu_vendor == "nvidia":
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in spec.gpu_indexes)
