@@ -48,6 +48,13 @@ def model_name_of(body: bytes, content_type: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def is_json_object(body: bytes) -> bool:
+    try:
+        return isinstance(json.loads(body), dict)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+
+
 def list_models(gateway: Gateway, caller: Caller) -> dict[str, object]:
     data = [
         {"id": name, "object": "model", "created": entry.created, "owned_by": "gpustack"}
@@ -61,7 +68,14 @@ async def proxy_openai(
     gateway: Gateway, request: Request, caller: Caller, path: str
 ) -> StreamingResponse | JSONResponse:
     body = await request.body()
-    name = model_name_of(body, request.headers.get("content-type", ""))
+    headers = dict(request.headers)
+    content_type = headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        # Everything but uploads is JSON, whatever the client said (`curl -d` sends a form type).
+        if not is_json_object(body):
+            return openai_error(400, "The request body must be a JSON object.", "invalid_request_error")
+        headers["content-type"] = "application/json"
+    name = model_name_of(body, content_type)
     if not name:
         return openai_error(400, "The request needs a 'model' field.", "invalid_request_error")
     if caller.allowed_models and name not in caller.allowed_models:
@@ -80,6 +94,6 @@ async def proxy_openai(
         method=request.method,
         path=path,
         body=body,
-        headers=dict(request.headers),
+        headers=headers,
         credentials=credentials,
     )

@@ -238,6 +238,33 @@ def test_request_without_model_is_400(gw: Gw) -> None:
         _error(client.post(CHAT, json={"model": 42}), 400, "invalid_request_error")
 
 
+def test_untyped_json_body_is_forwarded_as_json(gw: Gw) -> None:
+    """`curl -d '{...}'` sends application/x-www-form-urlencoded; the README's chat curl must still work."""
+    before = len(gw.engine.seen)
+    body = json.dumps({"model": "gw-chat", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    with gw.client(gw.key) as client:
+        for content_type in ("application/x-www-form-urlencoded", "text/plain", None):
+            headers = {"content-type": content_type} if content_type else {}
+            r = client.post(CHAT, content=body, headers=headers)
+            assert r.status_code == 200, r.text
+    seen = gw.engine.seen[before:]
+    assert len(seen) == 3
+    assert {s["headers"]["content-type"] for s in seen} == {"application/json"}
+    assert all(s["body"] == body for s in seen)
+
+
+def test_invalid_json_is_an_openai_400_that_leaks_nothing(gw: Gw) -> None:
+    before = len(gw.engine.seen)
+    with gw.client(gw.key) as client:
+        for content in (b'{"model": "gw-chat", "messages": [', b"\xff\xfe", b"[1, 2]", b""):
+            for content_type in ("application/json", "application/x-www-form-urlencoded"):
+                r = client.post(CHAT, content=content, headers={"content-type": content_type})
+                message = _error(r, 400, "invalid_request_error")
+                assert "JSON" in message
+                assert "/" not in message and "Traceback" not in r.text
+    assert len(gw.engine.seen) == before, "invalid bodies never reach an engine"
+
+
 def test_key_limited_to_other_models_is_403(gw: Gw) -> None:
     message = _error(gw.chat("gw-idle", key=gw.limited_key), 403, "permission_error")
     assert "gw-idle" in message
