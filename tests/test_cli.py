@@ -21,6 +21,28 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert __version__ in capsys.readouterr().out
 
 
+def test_dash_dash_version() -> None:
+    result = _cli("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"gpustack {__version__}"
+
+
+def test_start_help_shows_defaults_and_environment_variables() -> None:
+    result = _cli("start", "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())  # argparse wraps lines
+    for expected in (
+        "(default: 8080; env GPUSTACK_PORT)",
+        "(default: 10150; env GPUSTACK_WORKER_PORT)",
+        "(default: 40000-40999; env GPUSTACK_INSTANCE_PORT_RANGE)",
+        "(default: process; env GPUSTACK_RUNTIME)",
+        "env GPUSTACK_DATA_DIR",
+        "GPUSTACK_HEARTBEAT_INTERVAL_SECONDS",
+    ):
+        assert expected in text, expected
+    assert "env GPUSTACK_DATA_DIR" in " ".join(_cli("migrate", "--help").stdout.split())
+
+
 def test_bad_config_exits_non_zero_with_message(tmp_path: Path) -> None:
     result = _cli("start", "--data-dir", str(tmp_path), "--database-url", "oracle://nope")
     assert result.returncode == 2
