@@ -97,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if config.log_level != "debug":  # one line per heartbeat and per proxied request is noise
         logging.getLogger("httpx").setLevel(logging.WARNING)
+    from gpustack.preflight import PreflightError, check_command
+
+    try:
+        check_command(args.command, config)
+    except PreflightError as exc:
+        return _fail(str(exc))
     if args.command == "migrate":
         return _migrate(config)
     if args.command == "reset-admin-password":
