@@ -157,6 +157,10 @@ def _reset_password(config: Config, username: str, password: str | None) -> int:
     except InvalidError as exc:
         return _fail(exc.message)
     print(f"password of '{username}' updated")
+    stale = config.data_dir / "initial_admin_password"
+    if username == "admin" and stale.exists():  # it no longer holds the admin's password
+        stale.unlink()
+        print(f"removed {stale}")
     return 0
 
 

@@ -68,8 +68,11 @@ def test_migrate_then_reset_admin_password(tmp_path: Path) -> None:
     url = f"sqlite:///{data / 'database.db'}"
     with run_server(data, url):  # bootstraps admin with the test password
         pass
+    stale = data / "initial_admin_password"
+    stale.write_text("old-generated-password\n")
     result = _cli("reset-admin-password", "--data-dir", str(data), "--password", "brand-new-pass")
     assert result.returncode == 0, result.stderr
+    assert not stale.exists(), "the old generated password file must not outlive a reset"
     with run_server(data, url) as server:
         assert httpx.get(f"{server.url}/v2/users/me", auth=("admin", "brand-new-pass")).status_code == 200
     bad = _cli("reset-admin-password", "--data-dir", str(data), "--username", "ghost", "--password", "whatever1")
