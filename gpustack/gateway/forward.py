@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from gpustack.core.http import PROXY_ERROR_HEADER, relay
 from gpustack.gateway.routing import Route
+from gpustack.gateway.usage import UsageWatch, with_usage
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ async def forward(
     body: bytes,
     headers: dict[str, str],
     credentials: dict[str, str],
+    watch: UsageWatch | None = None,
 ) -> Response:
     """Tries each route in turn until one connects; only connection failures move on to the next."""
     last_error = "no running instance"
@@ -91,5 +93,8 @@ async def forward(
         if response.status_code == 404:
             return await _not_found(response, model, path)
         kept = {k: v for k, v in response.headers.items() if k.lower() not in _RESPONSE_DROP}
-        return StreamingResponse(relay(response), status_code=response.status_code, headers=kept)
+        stream = relay(response)
+        if watch is not None and response.status_code == 200:
+            stream = with_usage(stream, watch)
+        return StreamingResponse(stream, status_code=response.status_code, headers=kept)
     return openai_error(503, f"No replica could take the request ({last_error}).", "service_unavailable")

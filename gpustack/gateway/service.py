@@ -3,6 +3,7 @@
 import json
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from fastapi import Request
@@ -11,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from gpustack.gateway.auth import Caller, CallerCache
 from gpustack.gateway.forward import forward, openai_error
 from gpustack.gateway.routing import ModelRoutes, RoutingTable
+from gpustack.gateway.usage import usage_watch
 from gpustack.server.db import Database
 from gpustack.server.security import proxy_credential
 
@@ -48,11 +50,12 @@ def model_name_of(body: bytes, content_type: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def is_json_object(body: bytes) -> bool:
+def json_object(body: bytes) -> dict[str, Any] | None:
     try:
-        return isinstance(json.loads(body), dict)
+        data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        return False
+        return None
+    return data if isinstance(data, dict) else None
 
 
 # Which model categories each endpoint serves (GPUStack's category names).
@@ -106,11 +109,14 @@ async def proxy_openai(gateway: Gateway, request: Request, caller: Caller, path:
     body = await request.body()
     headers = dict(request.headers)
     content_type = headers.get("content-type", "")
+    watch = None
     if not content_type.startswith("multipart/form-data"):
         # Everything but uploads is JSON, whatever the client said (`curl -d` sends a form type).
-        if not is_json_object(body):
+        data = json_object(body)
+        if data is None:
             return openai_error(400, "The request body must be a JSON object.", "invalid_request_error")
         headers["content-type"] = "application/json"
+        watch = usage_watch(data)
     name = model_name_of(body, content_type)
     if not name:
         return openai_error(400, "The request needs a 'model' field.", "invalid_request_error")
@@ -135,4 +141,5 @@ async def proxy_openai(gateway: Gateway, request: Request, caller: Caller, path:
         body=body,
         headers=headers,
         credentials=credentials,
+        watch=watch,
     )
