@@ -63,6 +63,28 @@ def build_env(spec: LaunchSpec, base: dict[str, str] | None = None) -> dict[str,
     return env
 
 
+# How each engine command is usually installed, for the "not installed" message.
+_INSTALL_HINTS = {
+    "vllm": "pip install vllm",
+    "vox-box": "pip install vox-box",
+    "llama-box": "put the llama-box binary from its releases on PATH",
+}
+
+
+def start_failure(command: str, exc: OSError) -> str:
+    """What went wrong launching `command`, and what to do about it."""
+    if isinstance(exc, FileNotFoundError):
+        hint = _INSTALL_HINTS.get(os.path.basename(command), f"install {command}")
+        return (
+            f"the engine command {command!r} is not installed on this worker (not found on its PATH): "
+            f"{hint} in the worker's environment and restart the worker, or start the worker with "
+            "--runtime docker to run the engine's image"
+        )
+    if isinstance(exc, PermissionError):
+        return f"the engine command {command!r} is not executable by the worker's user: {exc.strerror}"
+    return f"cannot start {command!r}: {exc}"
+
+
 def _signal_group(pgid: int, sig: signal.Signals) -> bool:
     """Send `sig` to the process group; False when the group no longer exists."""
     try:
@@ -116,8 +138,9 @@ class ProcessRuntime(Runtime):
                     start_new_session=True,
                 )
             except OSError as exc:
-                log.write(f"--- gpustack: failed to start: {exc}\n".encode())
-                raise RuntimeStartError(f"cannot start {spec.argv[0]!r}: {exc}") from exc
+                message = start_failure(spec.argv[0], exc)
+                log.write(f"--- gpustack: failed to start: {message}\n".encode())
+                raise RuntimeStartError(message) from exc
         handle = str(proc.pid)
         self._entries[handle] = _Entry(proc=proc, name=spec.name)
         logger.info("started %s as pid %s (log %s)", spec.name or spec.argv[0], handle, log_path)
