@@ -65,20 +65,20 @@ def build_env(spec: LaunchSpec, base: dict[str, str] | None = None) -> dict[str,
 
 # How each engine command is usually installed, for the "not installed" message.
 _INSTALL_HINTS = {
-    "vllm": "pip install vllm",
-    "vox-box": "pip install vox-box",
-    "llama-box": "put the llama-box binary from its releases on PATH",
+    "vllm": ("pip install vllm", "vllm/vllm-openai"),
+    "vox-box": ("pip install vox-box", "gpustack/vox-box"),
+    "llama-box": ("put the llama-box binary from its releases on PATH", "gpustack/llama-box"),
 }
 
 
 def start_failure(command: str, exc: OSError) -> str:
     """What went wrong launching `command`, and what to do about it."""
     if isinstance(exc, FileNotFoundError):
-        hint = _INSTALL_HINTS.get(os.path.basename(command), f"install {command}")
+        hint, image = _INSTALL_HINTS.get(os.path.basename(command), (f"install {command}", "IMAGE"))
         return (
             f"the engine command {command!r} is not installed on this worker (not found on its PATH): "
-            f"{hint} in the worker's environment and restart the worker, or start the worker with "
-            "--runtime docker to run the engine's image"
+            f"{hint} in the worker's environment and restart the worker, or set the model's image_name "
+            f"(e.g. {image}) to run the engine as a container"
         )
     if isinstance(exc, PermissionError):
         return f"the engine command {command!r} is not executable by the worker's user: {exc.strerror}"

@@ -156,14 +156,14 @@ async def test_missing_executable_raises(tmp_path: Path) -> None:
 
 
 async def test_missing_engine_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A worker without vllm: not a bare "No such file or directory" but what to install, or the docker runtime."""
+    """A worker without vllm: not a bare "No such file or directory" but what to install, or which image to use."""
     monkeypatch.setenv("PATH", str(tmp_path))  # no vllm anywhere
     spec = LaunchSpec(argv=("vllm", "serve", "/m"), env={}, port=0, name="m-1", work_dir=tmp_path)
     with pytest.raises(RuntimeStartError) as err:
         await ProcessRuntime().start(spec, tmp_path / "vllm.log")
     message = str(err.value)
     assert "'vllm' is not installed on this worker" in message
-    assert "pip install vllm" in message and "--runtime docker" in message
+    assert "pip install vllm" in message and "image_name (e.g. vllm/vllm-openai)" in message
     assert message in (tmp_path / "vllm.log").read_text()
 
 
