@@ -65,20 +65,20 @@ def build_env(spec: LaunchSpec, base: dict[str, str] | None = None) -> dict[str,
 
 # How each engine command is usually installed, for the "not installed" message.
 _INSTALL_HINTS = {
-    "vllm": ("pip install vllm", "vllm/vllm-openai"),
-    "vox-box": ("pip install vox-box", "gpustack/vox-box"),
-    "llama-box": ("put the llama-box binary from its releases on PATH", "gpustack/llama-box"),
+    "vllm": ("pip install vllm", " (e.g. vllm/vllm-openai)"),
+    "vox-box": ("pip install vox-box", ""),
+    "llama-box": ("put the llama-box binary from its releases on PATH", ""),
 }
 
 
 def start_failure(command: str, exc: OSError) -> str:
     """What went wrong launching `command`, and what to do about it."""
     if isinstance(exc, FileNotFoundError):
-        hint, image = _INSTALL_HINTS.get(os.path.basename(command), (f"install {command}", "IMAGE"))
+        hint, image = _INSTALL_HINTS.get(os.path.basename(command), (f"install {command}", ""))
         return (
             f"the engine command {command!r} is not installed on this worker (not found on its PATH): "
             f"{hint} in the worker's environment and restart the worker, or set the model's image_name "
-            f"(e.g. {image}) to run the engine as a container"
+            f"to an image that has the engine{image}, to run it as a container"
         )
     if isinstance(exc, PermissionError):
         return f"the engine command {command!r} is not executable by the worker's user: {exc.strerror}"
