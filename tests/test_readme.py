@@ -35,7 +35,8 @@ _ASSIGNED = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=")
 _COMMAND_TIMEOUT_S = 240
 # What the output of some commands must contain, beyond exiting 0 without an error body.
 EXPECTED = {
-    "/v1/chat/completions": '"chat.completion"',
+    "/v1/chat/completions": '"chat.completion',
+    '"include_usage": true': '"completion_tokens"',
     "/auth/login": '"username":"admin"',
     "--version": "gpustack ",
     "--help": "GPUSTACK_",
@@ -44,6 +45,14 @@ EXPECTED = {
 
 def bash_blocks(path: Path) -> list[str]:
     return _BLOCK.findall(path.read_text())
+
+
+def _complete(command: str) -> bool:
+    try:
+        shlex.split(command)
+    except ValueError:  # no closing quotation
+        return False
+    return True
 
 
 def commands(block: str) -> list[str]:
@@ -56,6 +65,9 @@ def commands(block: str) -> list[str]:
             current += line[:-1] + " "
             continue
         current += line
+        if not _complete(current):  # a quoted string goes on over the next line, as in a shell
+            current += "\n"
+            continue
         out.append(current.split("  # ")[0].rstrip() if "  # " in current else current)
         current = ""
     return out
@@ -190,8 +202,8 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
 
 
 def test_commands_are_split_like_a_shell_reads_them() -> None:
-    block = "# comment\nmake run   # starts\n\ncurl a \\\n   -d b\n"
-    assert commands(block) == ["make run", "curl a     -d b"]
+    block = "# comment\nmake run   # starts\n\ncurl a \\\n   -d b\ncurl -d '{\n  \"x\": 1}'\n"
+    assert commands(block) == ["make run", "curl a     -d b", "curl -d '{\n  \"x\": 1}'"]
 
 
 @pytest.mark.parametrize("path", DOCS, ids=[p.name for p in DOCS])
