@@ -55,6 +55,17 @@ async def _not_found(response: httpx.Response, model: str, path: str) -> Respons
     return openai_error(404, message, "invalid_request_error", "unsupported_endpoint")
 
 
+async def _answer(response: httpx.Response, model: str, path: str, watch: UsageWatch | None) -> Response:
+    """The engine's answer, streamed as it arrives (a bare 404 and the usage chunk handled on the way)."""
+    if response.status_code == 404:
+        return await _not_found(response, model, path)
+    kept = {k: v for k, v in response.headers.items() if k.lower() not in _RESPONSE_DROP}
+    stream = relay(response)
+    if watch is not None and response.status_code == 200:
+        stream = with_usage(stream, watch)
+    return StreamingResponse(stream, status_code=response.status_code, headers=kept)
+
+
 async def forward(
     client: httpx.AsyncClient,
     model: str,
@@ -90,11 +101,5 @@ async def forward(
             )
             logger.warning(last_error)
             continue
-        if response.status_code == 404:
-            return await _not_found(response, model, path)
-        kept = {k: v for k, v in response.headers.items() if k.lower() not in _RESPONSE_DROP}
-        stream = relay(response)
-        if watch is not None and response.status_code == 200:
-            stream = with_usage(stream, watch)
-        return StreamingResponse(stream, status_code=response.status_code, headers=kept)
+        return await _answer(response, model, path, watch)
     return openai_error(503, f"No replica could take the request ({last_error}).", "service_unavailable")
