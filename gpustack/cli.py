@@ -138,7 +138,7 @@ def _migrate(config: Config) -> int:
 def _reset_password(config: Config, username: str, password: str | None) -> int:
     from gpustack.core.errors import InvalidError
     from gpustack.server.db import Database
-    from gpustack.server.services.users import reset_password
+    from gpustack.server.services.users import INITIAL_PASSWORD_FILE, reset_password
 
     password = password or getpass.getpass(f"new password for {username}: ")
     if len(password) < 6:
@@ -157,7 +157,7 @@ def _reset_password(config: Config, username: str, password: str | None) -> int:
     except InvalidError as exc:
         return _fail(exc.message)
     print(f"password of '{username}' updated")
-    stale = config.data_dir / "initial_admin_password"
+    stale = config.data_dir / INITIAL_PASSWORD_FILE
     if username == "admin" and stale.exists():  # it no longer holds the admin's password
         stale.unlink()
         print(f"removed {stale}")

@@ -92,6 +92,11 @@ def test_generated_admin_password_is_written(tmp_path: Path) -> None:
         password = (data / "initial_admin_password").read_text().strip()
         me = httpx.get(f"http://127.0.0.1:{port}/v2/users/me", auth=("admin", password))
         assert me.status_code == 200 and me.json()["require_password_change"] is True
+        # once the admin sets a password the generated one is gone, file included
+        change = {"current_password": password, "new_password": "chosen-by-admin"}
+        r = httpx.post(f"http://127.0.0.1:{port}/v2/users/me/password", json=change, auth=("admin", password))
+        assert r.status_code == 200 and r.json()["require_password_change"] is False, r.text
+        assert not (data / "initial_admin_password").exists()
     finally:
         proc.terminate()
         proc.wait(timeout=30)
