@@ -3,7 +3,6 @@
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 from fastapi import Request
@@ -12,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from gpustack.gateway.auth import Caller, CallerCache
 from gpustack.gateway.forward import forward, openai_error
 from gpustack.gateway.routing import ModelRoutes, RoutingTable
-from gpustack.gateway.usage import usage_watch
+from gpustack.gateway.usage import UsageWatch, usage_watch
 from gpustack.server.db import Database
 from gpustack.server.security import proxy_credential
 
@@ -38,24 +37,27 @@ class Gateway:
             await self.table.refresh(self.db)
 
 
-def model_name_of(body: bytes, content_type: str) -> str | None:
-    if content_type.startswith("multipart/form-data"):
+def _string(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def read_request(body: bytes, headers: dict[str, str]) -> tuple[str | None, UsageWatch | None] | None:
+    """(model name, usage watch) from the body, parsed once; None when a JSON body is not a JSON object.
+
+    Everything but uploads is JSON whatever the client said (`curl -d` sends a form type), so the
+    forwarded content-type becomes application/json.
+    """
+    if headers.get("content-type", "").startswith("multipart/form-data"):
         match = _MULTIPART_MODEL.search(body)
-        return match.group(1).decode(errors="replace") if match else None
+        return (match.group(1).decode(errors="replace") if match else None), None
     try:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
-    value = data.get("model") if isinstance(data, dict) else None
-    return value if isinstance(value, str) else None
-
-
-def json_object(body: bytes) -> dict[str, Any] | None:
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    if not isinstance(data, dict):
         return None
-    return data if isinstance(data, dict) else None
+    headers["content-type"] = "application/json"
+    return _string(data.get("model")), usage_watch(data)
 
 
 # Which model categories each endpoint serves (GPUStack's category names).
@@ -108,16 +110,10 @@ def unsupported_category(name: str, entry: ModelRoutes, path: str) -> str | None
 async def proxy_openai(gateway: Gateway, request: Request, caller: Caller, path: str) -> Response:
     body = await request.body()
     headers = dict(request.headers)
-    content_type = headers.get("content-type", "")
-    watch = None
-    if not content_type.startswith("multipart/form-data"):
-        # Everything but uploads is JSON, whatever the client said (`curl -d` sends a form type).
-        data = json_object(body)
-        if data is None:
-            return openai_error(400, "The request body must be a JSON object.", "invalid_request_error")
-        headers["content-type"] = "application/json"
-        watch = usage_watch(data)
-    name = model_name_of(body, content_type)
+    parsed = read_request(body, headers)
+    if parsed is None:
+        return openai_error(400, "The request body must be a JSON object.", "invalid_request_error")
+    name, watch = parsed
     if not name:
         return openai_error(400, "The request needs a 'model' field.", "invalid_request_error")
     if caller.allowed_models and name not in caller.allowed_models:
