@@ -31,6 +31,6 @@ RUN pip install --no-cache-dir --find-links /tmp/wheels --no-deps /src && rm -rf
 
 VOLUME /var/lib/gpustack
 EXPOSE 8080 10150
-HEALTHCHECK --interval=30s --timeout=5s CMD python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:' + __import__('os').environ.get('GPUSTACK_PORT', '8080') + '/healthz', timeout=4)"
+# Health: the server answers GET /healthz (and /readyz once migrated) on its port.
 ENTRYPOINT ["gpustack"]
 CMD ["start"]
