@@ -22,7 +22,7 @@ Usage: install.sh [options]            install or upgrade (safe to run again)
   --service-dir DIR      write the service file into DIR and leave it stopped (default: the system's place)
   --no-service           install the command only
   --uninstall            stop and remove the service, the environment and the command; data is kept
-  --purge                with --uninstall: also delete the data dir
+  --purge                with --uninstall: also delete the data dir (the installed one, or --data-dir)
 Uses uv when it is on PATH, else python3 -m venv and pip (PYTHON=... picks the interpreter).
 EOF
 }
@@ -216,8 +216,8 @@ install_service() {
 }
 
 uninstall() {
-  local data=""
-  [ -f "$ENV_FILE" ] && data=$(sed -n 's/^GPUSTACK_DATA_DIR=//p' "$ENV_FILE")
+  local data=$DATA_DIR
+  [ -n "$data" ] || [ ! -f "$ENV_FILE" ] || data=$(sed -n 's/^GPUSTACK_DATA_DIR=//p' "$ENV_FILE")
   if [ -n "$SERVICE_NAME" ] && [ -f "$SERVICE_DIR/$SERVICE_NAME" ]; then
     if [ -n "$MANAGE_SERVICE" ] && [ "$OS" = Darwin ]; then
       launchctl unload -w "$SERVICE_DIR/$SERVICE_NAME" 2>/dev/null || true

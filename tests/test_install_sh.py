@@ -127,3 +127,5 @@ def test_uninstall_keeps_data_unless_purged(installed: Installed) -> None:
     assert not (installed.root / "prefix").exists() and not installed.unit.exists()
     assert (installed.root / "data").is_dir() and "data stays" in removed.stdout
     assert _install("--uninstall", *installed.args[:6]).returncode == 0  # nothing left: still fine
+    purged = _install("--uninstall", "--purge", *installed.args)
+    assert purged.returncode == 0 and not (installed.root / "data").exists(), purged.stdout + purged.stderr
