@@ -18,6 +18,8 @@ LLAMA_WHEEL := $(LLAMA_WHEEL_DIR)/llama_cpp_python-$(LLAMA_CPP_VERSION)-py3-none
 LLAMA_STAMP := $(VENV)/.llama-build-$(LLAMA_BUILD_ID)
 DATA_DIR ?= ./data
 PORT ?= 8080
+WORKER_PORT ?= 10150
+INSTANCE_PORTS ?= 40000-40999
 
 .PHONY: install install-test engine run test lint typecheck pytest e2e bench clean
 
@@ -47,7 +49,8 @@ install-test: engine
 	$(BIN)/pip install -q -e ".[test]"
 
 run: engine
-	$(BIN)/gpustack start --data-dir $(DATA_DIR) --port $(PORT)
+	$(BIN)/gpustack start --data-dir $(DATA_DIR) --port $(PORT) --worker-port $(WORKER_PORT) \
+		--instance-port-range $(INSTANCE_PORTS)
 
 lint: install-test
 	$(BIN)/ruff check gpustack tests benchmarks

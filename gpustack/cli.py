@@ -28,7 +28,7 @@ _START_FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--server-url", {"help": "run as a worker only, joining this server"}),
     ("--disable-worker", {"action": "store_const", "const": True, "help": "server without embedded worker"}),
     ("--worker-name", {"help": "worker name (default: hostname)"}),
-    ("--worker-ip", {"help": "address the server uses to reach this worker"}),
+    ("--worker-ip", {"help": "address the server uses to reach this worker (default: detected)"}),
     ("--worker-port", {"type": int, "help": "worker proxy port"}),
     ("--instance-port-range", {"help": "ports for inference engines, e.g. 40000-40999"}),
     ("--gpu-inventory", {"help": "YAML list of GPUs to simulate instead of detecting them"}),
@@ -39,20 +39,40 @@ _START_FLAGS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
+def _described(flag: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The flag's help with its default and environment variable, read from Config."""
+    name = flag[2:].replace("-", "_")
+    field = Config.model_fields[name]
+    default = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
+    shown = "none" if default is None else str(default).lower() if isinstance(default, bool) else default
+    help_text, env = kwargs.get("help", ""), f"env GPUSTACK_{name.upper()}"
+    if "(default:" in help_text:  # the help says it better than the value (e.g. "generated")
+        return {**kwargs, "help": f"{help_text[:-1]}; {env})"}
+    return {**kwargs, "help": f"{help_text} (default: {shown}; {env})".lstrip()}
+
+
+_START_EPILOG = (
+    "Precedence: flag > GPUSTACK_* environment variable > --config-file > default. Options without a flag "
+    "(GPUSTACK_HEARTBEAT_INTERVAL_SECONDS, GPUSTACK_HEARTBEAT_GRACE_SECONDS, GPUSTACK_RESCHEDULE_AFTER_SECONDS, "
+    "GPUSTACK_SCHEDULER_SCAN_SECONDS, GPUSTACK_RESYNC_SECONDS) are set by environment or config file."
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gpustack", description="GPU cluster manager for serving AI models")
+    parser.add_argument("--version", action="version", version=f"gpustack {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    start = sub.add_parser("start", help="start a server (with embedded worker) or a worker")
+    start = sub.add_parser("start", help="start a server (with embedded worker) or a worker", epilog=_START_EPILOG)
     for flag, kwargs in _START_FLAGS:
-        start.add_argument(flag, **kwargs)
+        start.add_argument(flag, **_described(flag, kwargs))
     sub.add_parser("version", help="print the version")
     migrate = sub.add_parser("migrate", help="upgrade the database schema to the latest revision")
     reset = sub.add_parser("reset-admin-password", help="set a new password for a user (default admin)")
     for p in (migrate, reset):
-        p.add_argument("--config-file")
-        p.add_argument("--data-dir")
-        p.add_argument("--database-url")
-    reset.add_argument("--username", default="admin")
+        for flag, kwargs in _START_FLAGS:
+            if flag in ("--config-file", "--data-dir", "--database-url"):
+                p.add_argument(flag, **_described(flag, kwargs))
+    reset.add_argument("--username", default="admin", help="(default: admin)")
     reset.add_argument("--password", help="new password (prompted when absent)")
     return parser
 
@@ -79,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if config.log_level != "debug":  # one line per heartbeat and per proxied request is noise
         logging.getLogger("httpx").setLevel(logging.WARNING)
+    from gpustack.preflight import PreflightError, check_command
+
+    try:
+        check_command(args.command, config)
+    except PreflightError as exc:
+        return _fail(str(exc))
     if args.command == "migrate":
         return _migrate(config)
     if args.command == "reset-admin-password":
@@ -114,7 +140,7 @@ def _migrate(config: Config) -> int:
 def _reset_password(config: Config, username: str, password: str | None) -> int:
     from gpustack.core.errors import InvalidError
     from gpustack.server.db import Database
-    from gpustack.server.services.users import reset_password
+    from gpustack.server.services.users import INITIAL_PASSWORD_FILE, reset_password
 
     password = password or getpass.getpass(f"new password for {username}: ")
     if len(password) < 6:
@@ -133,6 +159,10 @@ def _reset_password(config: Config, username: str, password: str | None) -> int:
     except InvalidError as exc:
         return _fail(exc.message)
     print(f"password of '{username}' updated")
+    stale = config.data_dir / INITIAL_PASSWORD_FILE
+    if username == "admin" and stale.exists():  # it no longer holds the admin's password
+        stale.unlink()
+        print(f"removed {stale}")
     return 0
 
 

@@ -16,7 +16,7 @@ async def _serve_server(config: Config) -> None:
 
     app = create_app(config, start_hooks=server_hooks())
     server = GracefulServer(app, host=config.host, port=config.port, log_level=config.log_level, access_log=False)
-    logger.info("server listening on http://%s:%d", config.host, config.port)
+    logger.info("starting the server on http://%s:%d", config.host, config.port)  # uvicorn logs the bind
     await server.serve()
 
 

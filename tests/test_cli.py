@@ -21,6 +21,28 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert __version__ in capsys.readouterr().out
 
 
+def test_dash_dash_version() -> None:
+    result = _cli("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"gpustack {__version__}"
+
+
+def test_start_help_shows_defaults_and_environment_variables() -> None:
+    result = _cli("start", "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())  # argparse wraps lines
+    for expected in (
+        "(default: 8080; env GPUSTACK_PORT)",
+        "(default: 10150; env GPUSTACK_WORKER_PORT)",
+        "(default: 40000-40999; env GPUSTACK_INSTANCE_PORT_RANGE)",
+        "(default: process; env GPUSTACK_RUNTIME)",
+        "env GPUSTACK_DATA_DIR",
+        "GPUSTACK_HEARTBEAT_INTERVAL_SECONDS",
+    ):
+        assert expected in text, expected
+    assert "env GPUSTACK_DATA_DIR" in " ".join(_cli("migrate", "--help").stdout.split())
+
+
 def test_bad_config_exits_non_zero_with_message(tmp_path: Path) -> None:
     result = _cli("start", "--data-dir", str(tmp_path), "--database-url", "oracle://nope")
     assert result.returncode == 2
@@ -52,8 +74,11 @@ def test_migrate_then_reset_admin_password(tmp_path: Path) -> None:
     url = f"sqlite:///{data / 'database.db'}"
     with run_server(data, url):  # bootstraps admin with the test password
         pass
+    stale = data / "initial_admin_password"
+    stale.write_text("old-generated-password\n")
     result = _cli("reset-admin-password", "--data-dir", str(data), "--password", "brand-new-pass")
     assert result.returncode == 0, result.stderr
+    assert not stale.exists(), "the old generated password file must not outlive a reset"
     with run_server(data, url) as server:
         assert httpx.get(f"{server.url}/v2/users/me", auth=("admin", "brand-new-pass")).status_code == 200
     bad = _cli("reset-admin-password", "--data-dir", str(data), "--username", "ghost", "--password", "whatever1")
@@ -73,6 +98,11 @@ def test_generated_admin_password_is_written(tmp_path: Path) -> None:
         password = (data / "initial_admin_password").read_text().strip()
         me = httpx.get(f"http://127.0.0.1:{port}/v2/users/me", auth=("admin", password))
         assert me.status_code == 200 and me.json()["require_password_change"] is True
+        # once the admin sets a password the generated one is gone, file included
+        change = {"current_password": password, "new_password": "chosen-by-admin"}
+        r = httpx.post(f"http://127.0.0.1:{port}/v2/users/me/password", json=change, auth=("admin", password))
+        assert r.status_code == 200 and r.json()["require_password_change"] is False, r.text
+        assert not (data / "initial_admin_password").exists()
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -24,6 +24,7 @@ class ModelRoutes:
     model_id: int
     created: int
     routes: tuple[Route, ...] = ()
+    categories: tuple[str, ...] = ()  # empty: unknown, every endpoint is tried
     _counter: itertools.count = field(default_factory=itertools.count)
 
     def ordered(self) -> list[Route]:
@@ -59,7 +60,7 @@ class RoutingTable:
         for model in models:
             old = self.models.get(model.name)
             created = int(model.created_at.replace(tzinfo=UTC).timestamp())  # stored as naive UTC
-            entry = ModelRoutes(model.id, created, tuple(routes.get(model.id, [])))  # type: ignore[arg-type]
+            entry = ModelRoutes(model.id, created, tuple(routes.get(model.id, [])), tuple(model.categories))  # type: ignore[arg-type]
             if old is not None:
                 entry._counter = old._counter
             table[model.name] = entry

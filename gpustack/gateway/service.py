@@ -6,11 +6,12 @@ from dataclasses import dataclass, field
 
 import httpx
 from fastapi import Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
 from gpustack.gateway.auth import Caller, CallerCache
 from gpustack.gateway.forward import forward, openai_error
-from gpustack.gateway.routing import RoutingTable
+from gpustack.gateway.routing import ModelRoutes, RoutingTable
+from gpustack.gateway.usage import UsageWatch, usage_watch
 from gpustack.server.db import Database
 from gpustack.server.security import proxy_credential
 
@@ -36,32 +37,83 @@ class Gateway:
             await self.table.refresh(self.db)
 
 
-def model_name_of(body: bytes, content_type: str) -> str | None:
-    if content_type.startswith("multipart/form-data"):
+def _string(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def read_request(body: bytes, headers: dict[str, str]) -> tuple[str | None, UsageWatch | None] | None:
+    """(model name, usage watch) from the body, parsed once; None when a JSON body is not a JSON object.
+
+    Everything but uploads is JSON whatever the client said (`curl -d` sends a form type), so the
+    forwarded content-type becomes application/json.
+    """
+    if headers.get("content-type", "").startswith("multipart/form-data"):
         match = _MULTIPART_MODEL.search(body)
-        return match.group(1).decode(errors="replace") if match else None
+        return (match.group(1).decode(errors="replace") if match else None), None
     try:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
-    value = data.get("model") if isinstance(data, dict) else None
-    return value if isinstance(value, str) else None
+    if not isinstance(data, dict):
+        return None
+    headers["content-type"] = "application/json"
+    return _string(data.get("model")), usage_watch(data)
+
+
+# Which model categories each endpoint serves (GPUStack's category names).
+ENDPOINT_CATEGORIES = {
+    "/v1/chat/completions": "llm",
+    "/v1/completions": "llm",
+    "/v1/embeddings": "embedding",
+    "/v1/rerank": "reranker",
+    "/v1/audio/speech": "text_to_speech",
+    "/v1/audio/transcriptions": "speech_to_text",
+    "/v1/images/generations": "image",
+    "/v1/images/edits": "image",
+}
+
+
+def _model_object(name: str, entry: ModelRoutes) -> dict[str, object]:
+    return {"id": name, "object": "model", "created": entry.created, "owned_by": "gpustack"}
 
 
 def list_models(gateway: Gateway, caller: Caller) -> dict[str, object]:
+    """Models this key may use that can answer now (at least one running replica on a ready worker)."""
     data = [
-        {"id": name, "object": "model", "created": entry.created, "owned_by": "gpustack"}
+        _model_object(name, entry)
         for name, entry in sorted(gateway.table.models.items())
-        if not caller.allowed_models or name in caller.allowed_models
+        if entry.routes and (not caller.allowed_models or name in caller.allowed_models)
     ]
     return {"object": "list", "data": data}
 
 
-async def proxy_openai(
-    gateway: Gateway, request: Request, caller: Caller, path: str
-) -> StreamingResponse | JSONResponse:
+def retrieve_model(gateway: Gateway, caller: Caller, name: str) -> JSONResponse:
+    """One model, under the same rule as the list; a 404 that says why otherwise."""
+    entry = gateway.table.models.get(name)
+    if entry is None or (caller.allowed_models and name not in caller.allowed_models):
+        return openai_error(404, f"The model '{name}' does not exist.", "invalid_request_error", "model_not_found")
+    if not entry.routes:
+        message = f"The model '{name}' has no running replica right now (see its instances in /v2/model-instances)."
+        return openai_error(404, message, "invalid_request_error", "model_not_found")
+    return JSONResponse(_model_object(name, entry))
+
+
+def unsupported_category(name: str, entry: ModelRoutes, path: str) -> str | None:
+    """A message when the model's categories say it cannot serve `path`; None when it may."""
+    wanted = ENDPOINT_CATEGORIES.get(path)
+    if not entry.categories or wanted is None or wanted in entry.categories:
+        return None
+    kinds = ", ".join(entry.categories)
+    return f"The model '{name}' is a {kinds} model; {path} needs a {wanted} model."
+
+
+async def proxy_openai(gateway: Gateway, request: Request, caller: Caller, path: str) -> Response:
     body = await request.body()
-    name = model_name_of(body, request.headers.get("content-type", ""))
+    headers = dict(request.headers)
+    parsed = read_request(body, headers)
+    if parsed is None:
+        return openai_error(400, "The request body must be a JSON object.", "invalid_request_error")
+    name, watch = parsed
     if not name:
         return openai_error(400, "The request needs a 'model' field.", "invalid_request_error")
     if caller.allowed_models and name not in caller.allowed_models:
@@ -70,16 +122,20 @@ async def proxy_openai(
     entry = gateway.table.models.get(name)
     if entry is None:
         return openai_error(404, f"The model '{name}' does not exist.", "invalid_request_error", "model_not_found")
+    if message := unsupported_category(name, entry, path):
+        return openai_error(400, message, "invalid_request_error", "unsupported_model_category")
     routes = entry.ordered()
     if not routes:
         return openai_error(503, f"No running replica of model '{name}' right now.", "service_unavailable")
     credentials = {r.worker_name: gateway.credential(r.worker_name) for r in routes}
     return await forward(
         gateway.client,
+        name,
         routes,
         method=request.method,
         path=path,
         body=body,
-        headers=dict(request.headers),
+        headers=headers,
         credentials=credentials,
+        watch=watch,
     )

@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI
 from gpustack import __version__
 from gpustack.config import Config
 from gpustack.core.tasks import TaskGroup
-from gpustack.gateway.router import router as openai_router
+from gpustack.gateway.router import routers as openai_routers
 from gpustack.schemas.instances import ModelInstancePublic
 from gpustack.schemas.model_files import ModelFilePublic
 from gpustack.schemas.models import ModelPublic
@@ -74,6 +74,7 @@ def create_app(config: Config, start_hooks: list[StartHook] | None = None) -> Fa
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(_v2_router())
-    app.include_router(openai_router)
+    for openai_router in openai_routers:
+        app.include_router(openai_router)
     app.include_router(ui.router)
     return app

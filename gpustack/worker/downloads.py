@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 PROGRESS_SECONDS = 1.0
 _GLOB = set("*?[")
+_PROBE_TIMEOUT_S = 5.0
 
 ProgressCallback = Callable[[float], Awaitable[None]]
 
@@ -127,20 +128,34 @@ def _tqdm_class(progress: Progress) -> Any:
     return Tracked
 
 
+def _hub_reachable(endpoint: str) -> bool:
+    """One quick request: huggingface_hub itself retries an unreachable hub for about half a minute."""
+    try:
+        httpx.head(endpoint, timeout=_PROBE_TIMEOUT_S)
+    except httpx.HTTPError:
+        return False
+    return True
+
+
 def _hf_download(model: ModelPublic, cache_dir: Path, progress: Progress) -> Path:
-    from huggingface_hub import HfApi, hf_hub_download, snapshot_download
+    from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download
 
     repo = model.huggingface_repo_id or ""
     pattern = model.huggingface_filename
     tqdm_class = _tqdm_class(progress)
+    # an unreachable hub: serve from the cache at once, or fail at once with what to do
+    cached_only = constants.HF_HUB_OFFLINE or not _hub_reachable(constants.ENDPOINT)
+    options: dict[str, Any] = {"cache_dir": cache_dir, "tqdm_class": tqdm_class, "local_files_only": cached_only}
     if not pattern:
-        return Path(snapshot_download(repo, cache_dir=cache_dir, tqdm_class=tqdm_class))
+        return Path(snapshot_download(repo, **options))
     names = [pattern]
     if _GLOB & set(pattern):
+        if cached_only:  # listing the repository needs the hub
+            raise ConnectionError(f"cannot list the files of '{repo}' matching '{pattern}' without the hub")
         names = sorted(f for f in HfApi().list_repo_files(repo) if fnmatch.fnmatch(f, pattern))
         if not names:
             raise DownloadError(f"no file of huggingface repo '{repo}' matches '{pattern}'")
-    paths = [hf_hub_download(repo, name, cache_dir=cache_dir, tqdm_class=tqdm_class) for name in names]
+    paths = [hf_hub_download(repo, name, **options) for name in names]
     return Path(str(paths[0]))  # split GGUF files: engines open the first part
 
 
@@ -175,6 +190,39 @@ def _hub_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def _network_failure(exc: BaseException) -> bool:
+    """True when the hub could not be reached at all (offline, DNS, refused, timed out, offline mode)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        kind = type(seen).__name__
+        if isinstance(seen, httpx.TransportError | ConnectionError | TimeoutError) or kind in _OFFLINE_ERRORS:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+# huggingface_hub's "not reachable and not in the cache" errors, by name (they moved between versions).
+_OFFLINE_ERRORS = {"LocalEntryNotFoundError", "OfflineModeIsEnabled", "ConnectionError", "ConnectTimeout"}
+
+
+def _next_step(model: ModelPublic, exc: BaseException) -> str:
+    """What the user can do about a failed hub download (empty when the error says it already)."""
+    if not _network_failure(exc):
+        return ""
+    if model.source == SourceEnum.HUGGING_FACE:
+        from huggingface_hub import constants
+
+        return (
+            f". The worker cannot reach {constants.ENDPOINT}: set HF_ENDPOINT to a reachable mirror in the "
+            "worker's environment (and restart it), or download the files on the worker and deploy them with "
+            "source local_path"
+        )
+    return (
+        ". The worker cannot reach ModelScope: set MODELSCOPE_DOMAIN to a reachable mirror in the worker's "
+        "environment, or download the files on the worker and deploy them with source local_path"
+    )
+
+
 class ModelResolver:
     """Finds or downloads a model's files on this worker and reports them as ModelFiles."""
 
@@ -195,7 +243,7 @@ class ModelResolver:
             await self._report(model, key, ModelFileState.ERROR, message=str(exc))
             raise
         except _hub_errors() as exc:
-            message = f"downloading {model.source.value} model '{key}' failed: {exc}"
+            message = f"downloading {model.source.value} model '{key}' failed: {exc}{_next_step(model, exc)}"
             await self._report(model, key, ModelFileState.ERROR, message=message)
             raise DownloadError(message) from exc
         resolved = ResolvedModel(path=path, source_key=key, size=await asyncio.to_thread(_size, path))

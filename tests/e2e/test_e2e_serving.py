@@ -117,6 +117,38 @@ def test_unknown_model_and_bad_key(cluster: Cluster, deployment: dict) -> None:
         _client(cluster, "gpustack_bad_key").models.list()
 
 
+def test_openai_surface_with_the_official_client(cluster: Cluster, deployment: dict) -> None:
+    """models.retrieve, the stream usage chunk (llama-cpp-python sends none: the gateway adds it), the
+    /v1-openai alias, and an OpenAI-shaped error for an endpoint the engine lacks."""
+    client = _client(cluster, deployment["key"])
+    assert client.models.retrieve("tiny").id == "tiny"
+    stream = client.chat.completions.create(
+        model="tiny",
+        messages=[{"role": "user", "content": "hello world"}],
+        max_tokens=6,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    content = [c for c in chunks if c.choices and c.choices[0].delta.content]
+    usage = chunks[-1].usage
+    assert usage is not None and not chunks[-1].choices, chunks[-1]
+    assert usage.completion_tokens == len(content) > 0
+    assert usage.prompt_tokens > 0 and usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+    assert sum(1 for c in chunks if c.usage) == 1
+    plain = list(
+        client.chat.completions.create(
+            model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=4, stream=True
+        )
+    )
+    assert not any(c.usage for c in plain), "no usage chunk unless asked for"
+    alias = openai.OpenAI(base_url=f"{cluster.url}/v1-openai", api_key=deployment["key"], max_retries=0, timeout=60)
+    assert [m.id for m in alias.models.list().data] == [m.id for m in client.models.list().data]
+    with pytest.raises(openai.NotFoundError) as err:
+        client.post("/rerank", body={"model": "tiny", "query": "q", "documents": ["a"]}, cast_to=object)
+    assert err.value.body["code"] == "unsupported_endpoint" and "/v1/rerank" in err.value.body["message"]  # type: ignore[index]
+
+
 def test_requests_survive_a_worker_dying(cluster: Cluster, deployment: dict) -> None:
     """Kill worker-a and its engine: requests keep succeeding and its replica moves to worker-b."""
     model_id = deployment["model"]["id"]

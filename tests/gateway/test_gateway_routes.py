@@ -238,6 +238,33 @@ def test_request_without_model_is_400(gw: Gw) -> None:
         _error(client.post(CHAT, json={"model": 42}), 400, "invalid_request_error")
 
 
+def test_untyped_json_body_is_forwarded_as_json(gw: Gw) -> None:
+    """`curl -d '{...}'` sends application/x-www-form-urlencoded; the README's chat curl must still work."""
+    before = len(gw.engine.seen)
+    body = json.dumps({"model": "gw-chat", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    with gw.client(gw.key) as client:
+        for content_type in ("application/x-www-form-urlencoded", "text/plain", None):
+            headers = {"content-type": content_type} if content_type else {}
+            r = client.post(CHAT, content=body, headers=headers)
+            assert r.status_code == 200, r.text
+    seen = gw.engine.seen[before:]
+    assert len(seen) == 3
+    assert {s["headers"]["content-type"] for s in seen} == {"application/json"}
+    assert all(s["body"] == body for s in seen)
+
+
+def test_invalid_json_is_an_openai_400_that_leaks_nothing(gw: Gw) -> None:
+    before = len(gw.engine.seen)
+    with gw.client(gw.key) as client:
+        for content in (b'{"model": "gw-chat", "messages": [', b"\xff\xfe", b"[1, 2]", b""):
+            for content_type in ("application/json", "application/x-www-form-urlencoded"):
+                r = client.post(CHAT, content=content, headers={"content-type": content_type})
+                message = _error(r, 400, "invalid_request_error")
+                assert "JSON" in message
+                assert "/" not in message and "Traceback" not in r.text
+    assert len(gw.engine.seen) == before, "invalid bodies never reach an engine"
+
+
 def test_key_limited_to_other_models_is_403(gw: Gw) -> None:
     message = _error(gw.chat("gw-idle", key=gw.limited_key), 403, "permission_error")
     assert "gw-idle" in message
@@ -270,7 +297,9 @@ def test_models_list_is_filtered_by_the_keys_allowed_models(gw: Gw) -> None:
     assert body["object"] == "list"
     names = [m["id"] for m in body["data"]]
     assert names == sorted(names)
-    assert {"gw-chat", "gw-fallback", "gw-idle", "gw-dead", "gw-notready"} <= set(names)
+    # listed: what can answer now (a running replica on a ready worker); not gw-idle, not gw-notready
+    assert {"gw-chat", "gw-fallback", "gw-dead"} <= set(names)
+    assert not {"gw-idle", "gw-notready"} & set(names)
     for m in body["data"]:
         assert m["object"] == "model" and m["owned_by"] == "gpustack"
         assert abs(m["created"] - time.time()) < 600, "created is a UTC epoch from the model row"
@@ -386,3 +415,58 @@ async def test_routing_table_uses_ready_workers_and_utc_created(gw: Gw, monkeypa
     assert abs(chat.created - time.time()) < 600
     first = [r.instance_id for r in chat.ordered()]
     assert [r.instance_id for r in chat.ordered()] == first[1:] + first[:1]
+
+
+def test_retrieve_model_follows_the_list_rule(gw: Gw) -> None:
+    with gw.client(gw.key) as client:
+        r = client.get("/v1/models/gw-chat")
+        assert r.status_code == 200, r.text
+        assert r.json()["id"] == "gw-chat" and r.json()["object"] == "model"
+        assert "no running replica" in _error(
+            client.get("/v1/models/gw-idle"), 404, "invalid_request_error", "model_not_found"
+        )
+        _error(client.get("/v1/models/nope"), 404, "invalid_request_error", "model_not_found")
+    with gw.client(gw.limited_key) as client:
+        _error(client.get("/v1/models/gw-fallback"), 404, "invalid_request_error", "model_not_found")
+    with gw.client() as anonymous:
+        _error(anonymous.get("/v1/models/gw-chat"), 401, "authentication_error")
+
+
+def test_unsupported_endpoints_are_openai_shaped(gw: Gw) -> None:
+    with gw.client(gw.key) as client:
+        message = _error(
+            client.post("/v1/moderations", json={"input": "x"}), 404, "invalid_request_error", "unsupported_endpoint"
+        )
+        assert "/v1/moderations" in message and "/v1/chat/completions" in message
+        assert "POST" in _error(client.get(CHAT), 405, "invalid_request_error")
+        # the engine has no /v1/embeddings: its bare 404 becomes an error that says so
+        message = _error(
+            client.post("/v1/embeddings", json={"model": "gw-chat", "input": "x"}),
+            404,
+            "invalid_request_error",
+            "unsupported_endpoint",
+        )
+        assert "gw-chat" in message and "/v1/embeddings" in message
+
+
+def test_endpoint_outside_the_models_categories_is_refused(gw: Gw) -> None:
+    with gw.server.admin() as admin:
+        r = admin.post(
+            "/v2/models", json={"name": "gw-embed", "local_path": "/m.gguf", "replicas": 0, "categories": ["embedding"]}
+        )
+        assert r.status_code == 201, r.text
+    deadline = time.monotonic() + 10
+    while (r := gw.chat("gw-embed")).status_code == 404:
+        assert time.monotonic() < deadline, r.text
+        time.sleep(0.05)
+    message = _error(r, 400, "invalid_request_error", "unsupported_model_category")
+    assert "embedding" in message and "llm" in message
+
+
+def test_v1_openai_alias_serves_the_same_api(gw: Gw) -> None:
+    with gw.client(gw.key) as client:
+        assert client.get("/v1-openai/models").json() == client.get("/v1/models").json()
+        r = client.post("/v1-openai/chat/completions", json={"model": "gw-chat", "messages": []})
+        assert r.status_code == 200 and r.json()["model"] == "gw-chat", r.text
+    seen = gw.engine.seen[-1]
+    assert seen["path"].endswith("/v1/chat/completions")

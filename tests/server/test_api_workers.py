@@ -1,11 +1,14 @@
 """Workers, model instances and model files over real HTTP: registration, heartbeats, ownership."""
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
+from sqlmodel import Session
 
+from gpustack.schemas.model_files import ModelFile
 from tests.server.api_test_helpers import (
     admin_client,
     bearer,
@@ -14,6 +17,7 @@ from tests.server.api_test_helpers import (
     create_user,
     insert_instance,
     register_worker,
+    sync_engine,
     unique,
 )
 from tests.utils.server import RunningServer
@@ -330,3 +334,36 @@ def test_model_files_are_upserted_per_worker(server: RunningServer, api: httpx.C
     # a removed worker's files go with it
     assert api.delete(f"/v2/workers/{registered['id']}").status_code == 204
     assert api.get("/v2/model-files", params={"worker_id": registered["id"]}).json()["items"] == []
+
+
+def test_model_file_reports_never_duplicate_rows(server: RunningServer, api: httpx.Client, worker: Any) -> None:
+    """Two replicas of one model on a worker report the same file at once; old duplicates are merged."""
+    registered, client = worker
+    key = f"org/repo/{unique('dup')}.gguf"
+
+    def report(progress: float) -> httpx.Response:
+        with client_with(server, registered["credential"]) as own:
+            return own.post(
+                "/v2/model-files", json={"source": "huggingface", "source_key": key, "download_progress": progress}
+            )
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(report, [float(i) for i in range(16)]))
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    mine = [
+        f
+        for f in api.get("/v2/model-files", params={"worker_id": registered["id"]}).json()["items"]
+        if f["source_key"] == key
+    ]
+    assert len(mine) == 1, mine
+
+    # rows duplicated before this fix (or by hand) are merged into the oldest by the next report
+    with Session(sync_engine(server)) as session:
+        for _ in range(2):
+            session.add(ModelFile(worker_id=registered["id"], source="huggingface", source_key=key))
+        session.commit()
+    merged = report(100.0)
+    assert merged.status_code == 200, merged.text
+    assert merged.json()["id"] == mine[0]["id"] and merged.json()["download_progress"] == 100.0
+    listed = api.get("/v2/model-files", params={"worker_id": registered["id"]}).json()["items"]
+    assert [f["id"] for f in listed if f["source_key"] == key] == [mine[0]["id"]]

@@ -9,5 +9,6 @@ def test_dashboard_is_served(server: RunningServer) -> None:
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert "<title>GPUStack</title>" in page.text
-    for endpoint in ("/v2/workers", "/v2/models", "/v2/model-instances", "/auth/login", "simulated"):
+    for endpoint in ("/v2/workers", "/v2/models", "/v2/model-instances", "/auth/login", "simulated",
+                     "require_password_change", "/v2/users/me/password"):  # fmt: skip
         assert endpoint in page.text

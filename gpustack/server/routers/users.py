@@ -1,6 +1,6 @@
 """User routes under /v2/users (admin) and /v2/users/me (self)."""
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from gpustack.schemas.common import PaginatedList
 from gpustack.schemas.users import PasswordChange, User, UserCreate, UserPublic, UserUpdate
@@ -17,8 +17,9 @@ async def me(user: CurrentUser) -> User:
 
 
 @router.post("/me/password", response_model=UserPublic)
-async def change_password(data: PasswordChange, session: SessionDep, user: CurrentUser) -> User:
-    return await service.change_password(session=session, user=user, data=data)
+async def change_password(data: PasswordChange, request: Request, session: SessionDep, user: CurrentUser) -> User:
+    data_dir = request.app.state.config.data_dir
+    return await service.change_password(session=session, user=user, data=data, data_dir=data_dir)
 
 
 @router.get("", response_model=PaginatedList[UserPublic])

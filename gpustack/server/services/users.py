@@ -17,6 +17,7 @@ from gpustack.server.services.common import commit_or_conflict, get_or_404, pagi
 
 logger = logging.getLogger(__name__)
 ADMIN_USERNAME = "admin"
+INITIAL_PASSWORD_FILE = "initial_admin_password"
 
 
 async def bootstrap_admin(*, session: AsyncSession, password: str | None, data_dir: Path) -> None:
@@ -26,7 +27,7 @@ async def bootstrap_admin(*, session: AsyncSession, password: str | None, data_d
     require_change = password is None
     if password is None:
         password = secrets.token_urlsafe(12)
-        path = data_dir / "initial_admin_password"
+        path = data_dir / INITIAL_PASSWORD_FILE
         write_private_atomic(path, password + "\n")
         logger.info("Generated the admin password; it is in %s", path)
     session.add(
@@ -92,13 +93,18 @@ async def update_user(*, session: AsyncSession, user_id: int, data: UserUpdate) 
     return user
 
 
-async def change_password(*, session: AsyncSession, user: User, data: PasswordChange) -> User:
+async def change_password(
+    *, session: AsyncSession, user: User, data: PasswordChange, data_dir: Path | None = None
+) -> User:
+    """Sets a new password; the admin's generated `initial_admin_password` file goes once it is stale."""
     if not verify_password(data.current_password, user.hashed_password):
         raise InvalidError("current password is incorrect")
     user.hashed_password = hash_password(data.new_password)
     user.require_password_change = False
     session.add(user)
     await session.commit()
+    if data_dir is not None and user.username == ADMIN_USERNAME:
+        (data_dir / INITIAL_PASSWORD_FILE).unlink(missing_ok=True)
     return user
 
 

@@ -63,12 +63,63 @@ def _parent_death_preexec() -> Callable[[], None] | None:
     return preexec
 
 
+# What an engine inherits from the worker's environment: an explicit allow-list, so that variables
+# meant for gpustack or the shell (PORT from `make run`, GPUSTACK_TOKEN, ...) never reach an engine.
+INHERITED_NAMES = frozenset(
+    {
+        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TERM",
+        "TMPDIR", "TMP", "TEMP", "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH",
+        "LD_LIBRARY_PATH", "LIBRARY_PATH", "LD_PRELOAD",
+        "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+        "OMP_NUM_THREADS",
+    }
+)  # fmt: skip
+INHERITED_PREFIXES = (
+    "LC_", "XDG_",
+    "HF_", "HUGGING_FACE_", "HUGGINGFACE_", "MODELSCOPE_", "TRANSFORMERS_",
+    "NVIDIA_", "CUDA_", "NCCL_", "HIP_", "ROCR_", "ROCM_", "HSA_", "ASCEND_", "ATB_",
+    "VLLM_", "SGLANG_", "TORCH_", "TRITON_",
+)  # fmt: skip
+_PROXY_NAMES = frozenset({"http_proxy", "https_proxy", "no_proxy", "all_proxy"})
+
+
+def inherited(name: str) -> bool:
+    """True when a worker environment variable is passed on to engines (see INHERITED_*)."""
+    if name.startswith("GPUSTACK_"):
+        return False
+    return name in INHERITED_NAMES or name.lower() in _PROXY_NAMES or name.startswith(INHERITED_PREFIXES)
+
+
 def build_env(spec: LaunchSpec, base: dict[str, str] | None = None) -> dict[str, str]:
-    """os.environ (or `base`) + spec.env + the visible devices of the placement (which win)."""
-    env = dict(os.environ if base is None else base)
+    """The allow-listed part of os.environ (or `base`) + spec.env + the visible devices of the placement
+    (which win)."""
+    source = os.environ if base is None else base
+    env = {name: value for name, value in source.items() if inherited(name)}
     env.update(spec.env)
     env.update(process_device_env(spec))
     return env
+
+
+# How each engine command is usually installed, for the "not installed" message.
+_INSTALL_HINTS = {
+    "vllm": ("pip install vllm", " (e.g. vllm/vllm-openai)"),
+    "vox-box": ("pip install vox-box", ""),
+    "llama-box": ("put the llama-box binary from its releases on PATH", ""),
+}
+
+
+def start_failure(command: str, exc: OSError) -> str:
+    """What went wrong launching `command`, and what to do about it."""
+    if isinstance(exc, FileNotFoundError):
+        hint, image = _INSTALL_HINTS.get(os.path.basename(command), (f"install {command}", ""))
+        return (
+            f"the engine command {command!r} is not installed on this worker (not found on its PATH): "
+            f"{hint} in the worker's environment and restart the worker, or set the model's image_name "
+            f"to an image that has the engine{image}, to run it as a container"
+        )
+    if isinstance(exc, PermissionError):
+        return f"the engine command {command!r} is not executable by the worker's user: {exc.strerror}"
+    return f"cannot start {command!r}: {exc}"
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> bool:
@@ -125,8 +176,9 @@ class ProcessRuntime(Runtime):
                     preexec_fn=_parent_death_preexec(),
                 )
             except OSError as exc:
-                log.write(f"--- gpustack: failed to start: {exc}\n".encode())
-                raise RuntimeStartError(f"cannot start {spec.argv[0]!r}: {exc}") from exc
+                message = start_failure(spec.argv[0], exc)
+                log.write(f"--- gpustack: failed to start: {message}\n".encode())
+                raise RuntimeStartError(message) from exc
         handle = str(proc.pid)
         self._entries[handle] = _Entry(proc=proc, name=spec.name)
         logger.info("started %s as pid %s (log %s)", spec.name or spec.argv[0], handle, log_path)

@@ -20,7 +20,7 @@ from gpustack.worker.downloads import (
     _tqdm_class,
     source_key,
 )
-from tests.utils.server import RunningServer, run_server
+from tests.utils.server import RunningServer, free_port, run_server
 
 REPO = "test-org/tiny-model"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -126,3 +126,27 @@ def test_progress_bar_class_reports_percent() -> None:
     bar.update(150)
     assert progress.percent == 100.0
     bar.close()
+
+
+async def test_unreachable_hub_says_what_to_do(
+    client: ServerClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker without internet: the error names the endpoint and the next step, not a bare ConnectError."""
+    from huggingface_hub import constants
+
+    closed = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setattr(constants, "ENDPOINT", closed)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", closed + "/{repo_id}/resolve/{revision}/{filename}")
+    resolver = ModelResolver(client, tmp_path / "cache", "w1")
+    model = _model(source="huggingface", huggingface_repo_id=REPO, huggingface_filename="m.gguf")
+    with pytest.raises(DownloadError) as err:
+        await resolver.resolve(model, _no_progress)
+    message = str(err.value)
+    assert f"cannot reach {closed}" in message
+    assert "HF_ENDPOINT" in message and "local_path" in message
+    glob = _model(source="huggingface", huggingface_repo_id=REPO, huggingface_filename="*.gguf")
+    with pytest.raises(DownloadError, match="HF_ENDPOINT"):
+        await resolver.resolve(glob, _no_progress)
+    # files already in the cache are still served while the hub is unreachable
+    _hf_cache(tmp_path / "cache", "m.gguf", b"123")
+    assert (await resolver.resolve(model, _no_progress)).size == 3

@@ -1,6 +1,7 @@
 """ProcessRuntime with real processes: logs, env, GPUs, process-group stop and exit codes."""
 
 import asyncio
+import json
 import os
 import socket
 import sys
@@ -82,9 +83,9 @@ async def test_http_server_runs_until_stopped(tmp_path: Path) -> None:
 
 
 async def test_logs_env_and_cuda_visible_devices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FROM_WORKER_ENV", "inherited")
+    monkeypatch.setenv("HF_ENDPOINT", "https://mirror.example")
     code = (
-        "import os, sys; print('out', os.environ['FOO'], os.environ['FROM_WORKER_ENV']);"
+        "import os, sys; print('out', os.environ['FOO'], os.environ['HF_ENDPOINT']);"
         "print('cuda', os.environ.get('CUDA_VISIBLE_DEVICES'));"
         "print('err line', file=sys.stderr)"
     )
@@ -94,9 +95,33 @@ async def test_logs_env_and_cuda_visible_devices(tmp_path: Path, monkeypatch: py
     assert await _wait_exit(runtime, handle) == 0
     text = log.read_text()
     assert text.startswith("previous run\n")  # appended, not truncated
-    assert "out bar inherited" in text
+    assert "out bar https://mirror.example" in text
     assert "cuda 0,2" in text
     assert "err line" in text
+
+
+async def test_engine_env_is_allow_listed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make run PORT=N` exports PORT, which llama-cpp-python's server binds over --port: engines never see it."""
+    for name, value in {"PORT": "8080", "GPUSTACK_TOKEN": "secret", "RANDOM_SHELL_VAR": "x"}.items():
+        monkeypatch.setenv(name, value)
+    for name, value in {
+        "LC_ALL": "C.UTF-8",
+        "https_proxy": "http://proxy:3128",
+        "NVIDIA_DRIVER_CAPABILITIES": "all",
+    }.items():
+        monkeypatch.setenv(name, value)
+    code = "import json, os; print('ENV=' + json.dumps(dict(os.environ)))"
+    runtime, log = ProcessRuntime(), tmp_path / "env.log"
+    handle = await runtime.start(_python(code, env={"MODEL_VAR": "m"}), log)
+    assert await _wait_exit(runtime, handle) == 0
+    line = next(li for li in log.read_text().splitlines() if li.startswith("ENV="))
+    env = json.loads(line[4:])
+    assert not {"PORT", "GPUSTACK_TOKEN", "RANDOM_SHELL_VAR"} & set(env)
+    assert env["MODEL_VAR"] == "m"
+    assert env["PATH"] == os.environ["PATH"]
+    assert env["LC_ALL"] == "C.UTF-8"
+    assert env["https_proxy"] == "http://proxy:3128"
+    assert env["NVIDIA_DRIVER_CAPABILITIES"] == "all"
 
 
 async def test_devices_of_other_vendors_and_cpu_placements_are_hidden(
@@ -139,6 +164,18 @@ async def test_missing_executable_raises(tmp_path: Path) -> None:
     with pytest.raises(RuntimeStartError, match="engine"):
         await ProcessRuntime().start(spec, tmp_path / "missing.log")
     assert "failed to start" in (tmp_path / "missing.log").read_text()
+
+
+async def test_missing_engine_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker without vllm: not a bare "No such file or directory" but what to install, or which image to use."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # no vllm anywhere
+    spec = LaunchSpec(argv=("vllm", "serve", "/m"), env={}, port=0, name="m-1", work_dir=tmp_path)
+    with pytest.raises(RuntimeStartError) as err:
+        await ProcessRuntime().start(spec, tmp_path / "vllm.log")
+    message = str(err.value)
+    assert "'vllm' is not installed on this worker" in message
+    assert "pip install vllm" in message and "image_name" in message and "vllm/vllm-openai" in message
+    assert message in (tmp_path / "vllm.log").read_text()
 
 
 # The leader spawns a child, records its pid, and waits; TERM_MODE decides who ignores SIGTERM.

@@ -1,0 +1,64 @@
+"""The usage chunk the gateway adds to streams that ask for it, and leaves alone when the engine sent one."""
+
+import json
+from collections.abc import AsyncIterator
+
+from gpustack.gateway.usage import usage_watch, with_usage
+
+
+def _event(data: object) -> bytes:
+    return b"data: " + (data if isinstance(data, bytes) else json.dumps(data).encode()) + b"\n\n"
+
+
+def _chunk(text: str, usage: dict | None = None) -> dict:
+    return {"id": "c1", "object": "chat.completion.chunk", "created": 7, "model": "m",
+            "choices": [{"index": 0, "delta": {"content": text}}], "usage": usage}  # fmt: skip
+
+
+async def _run(chunks: list[bytes], request: dict) -> list[dict | str]:
+    async def source() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
+    watch = usage_watch(request)
+    assert watch is not None
+    raw = b"".join([part async for part in with_usage(source(), watch)])
+    events = [e[len("data: ") :] for e in raw.decode().split("\n\n") if e]
+    return [e if e == "[DONE]" else json.loads(e) for e in events]
+
+
+REQUEST = {
+    "stream": True,
+    "stream_options": {"include_usage": True},
+    "messages": [{"role": "user", "content": "x" * 10}],
+}
+
+
+async def test_usage_chunk_is_added_before_done() -> None:
+    stream = b"".join([_event(_chunk("a")), _event(_chunk("b")), _event(_chunk("")), _event(b"[DONE]")])
+    # split at awkward places, as TCP may deliver it
+    events = await _run([stream[:5], stream[5:61], stream[61:]], REQUEST)
+    assert events[-1] == "[DONE]"
+    usage_chunk = events[-2]
+    assert isinstance(usage_chunk, dict) and usage_chunk["choices"] == []
+    assert (usage_chunk["id"], usage_chunk["model"], usage_chunk["created"]) == ("c1", "m", 7)
+    usage = usage_chunk["usage"]
+    assert usage["completion_tokens"] == 2 and usage["prompt_tokens"] == 3 and usage["total_tokens"] == 5
+    assert usage["estimated"] is True
+    assert [e["choices"][0]["delta"]["content"] for e in events[:3]] == ["a", "b", ""]  # type: ignore[index]
+
+
+async def test_engine_usage_is_passed_through_alone() -> None:
+    own = {"prompt_tokens": 11, "completion_tokens": 1, "total_tokens": 12}
+    stream = [_event(_chunk("a")), _event({**_chunk(""), "choices": [], "usage": own}), b"data: [DONE]\r\n\r\n"]
+    events = await _run(stream, REQUEST)
+    assert [e["usage"] for e in events[:-1]] == [None, own]  # type: ignore[index]
+    assert events[-1] == "[DONE]"
+
+
+def test_only_streams_that_ask_are_watched() -> None:
+    assert usage_watch({"stream": True}) is None
+    assert usage_watch({"stream": False, "stream_options": {"include_usage": True}}) is None
+    assert usage_watch({"stream": True, "stream_options": {"include_usage": False}}) is None
+    watch = usage_watch({"stream": True, "stream_options": {"include_usage": True}, "prompt": ["ab", "cd"]})
+    assert watch is not None and watch.prompt_chars == 4
