@@ -55,3 +55,23 @@ def test_token_is_generated_once_and_kept(tmp_path: Path) -> None:
     assert Config(data_dir=tmp_path).ensure_token() == first
     assert (tmp_path / "token").stat().st_mode & 0o777 == 0o600
     assert Config(data_dir=tmp_path, token="given").ensure_token() == "given"
+
+
+def test_token_can_come_from_a_file_or_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    token_file = tmp_path / "token.txt"
+    token_file.write_text("  from-file\n")
+    assert Config(token_file=token_file).token == "from-file"
+    assert Config(token_file=token_file, token="given").token == "given"  # a token given directly wins
+    monkeypatch.setenv("GPUSTACK_TOKEN_FILE", str(token_file))
+    assert Config().token == "from-file"
+    monkeypatch.setenv("GPUSTACK_TOKEN", "from-env")
+    assert Config().token == "from-env"
+
+
+@pytest.mark.parametrize("content", [None, "", "  \n"], ids=["missing", "empty", "blank"])
+def test_a_missing_or_empty_token_file_is_refused(tmp_path: Path, content: str | None) -> None:
+    token_file = tmp_path / "token.txt"
+    if content is not None:
+        token_file.write_text(content)
+    with pytest.raises(ValidationError, match="token file"):
+        Config(token_file=token_file)

@@ -17,6 +17,7 @@ class Route:
     instance_id: int
     worker_name: str
     base_url: str  # e.g. http://10.0.0.2:10150/proxy/12
+    worker_url: str = ""  # e.g. http://10.0.0.2:10150
 
 
 @dataclass
@@ -53,8 +54,9 @@ class RoutingTable:
             worker = workers.get(inst.worker_id)
             if worker is None or worker.state != WorkerState.READY:
                 continue
-            url = f"http://{worker.ip or '127.0.0.1'}:{worker.port}/proxy/{inst.id}"
-            routes.setdefault(inst.model_id, []).append(Route(inst.id, worker.name, url))  # type: ignore[arg-type]
+            worker_url = f"http://{worker.ip or '127.0.0.1'}:{worker.port}"
+            route = Route(inst.id, worker.name, f"{worker_url}/proxy/{inst.id}", worker_url)  # type: ignore[arg-type]
+            routes.setdefault(inst.model_id, []).append(route)
         table = {}
         for model in models:
             old = self.models.get(model.name)

@@ -8,8 +8,10 @@ import httpx
 from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from gpustack.core.errors import InvalidError
 from gpustack.gateway.auth import Caller, CallerCache
 from gpustack.gateway.forward import forward, openai_error
+from gpustack.gateway.health import WorkerHealth
 from gpustack.gateway.routing import RoutingTable
 from gpustack.server.db import Database
 from gpustack.server.security import proxy_credential
@@ -22,8 +24,10 @@ class Gateway:
     db: Database
     secret_key: bytes
     client: httpx.AsyncClient
+    first_byte_timeout: float = 5.0
     table: RoutingTable = field(default_factory=RoutingTable)
     callers: CallerCache = field(default_factory=CallerCache)
+    health: WorkerHealth = field(default_factory=WorkerHealth)
     _credentials: dict[str, str] = field(default_factory=dict)
 
     def credential(self, worker_name: str) -> str:
@@ -44,6 +48,8 @@ def model_name_of(body: bytes, content_type: str) -> str | None:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
+    except RecursionError:
+        raise InvalidError("The request body is JSON nested too deeply to parse.") from None
     value = data.get("model") if isinstance(data, dict) else None
     return value if isinstance(value, str) else None
 
@@ -82,4 +88,6 @@ async def proxy_openai(
         body=body,
         headers=dict(request.headers),
         credentials=credentials,
+        health=gateway.health,
+        first_byte_timeout=gateway.first_byte_timeout,
     )

@@ -53,5 +53,5 @@ class UserPublic(UserBase):
 
 
 class LoginRequest(BaseModel):
-    username: str
-    password: str
+    username: str = PField(max_length=255)
+    password: str = PField(max_length=1024)

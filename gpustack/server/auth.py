@@ -23,7 +23,9 @@ SESSION_TTL_SECONDS = 7 * 24 * 3600
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.db.session() as session:
+    db = request.app.state.db
+    async with db.session() as session:
+        await db.check_recovered(session)
         yield session
 
 
@@ -41,7 +43,11 @@ class Principal:
         return bool(self.user and self.user.is_admin)
 
 
-async def _from_header(session: AsyncSession, header: str) -> Principal:
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def _from_header(request: Request, session: AsyncSession, header: str) -> Principal:
     scheme, _, value = header.partition(" ")
     value = value.strip()
     if scheme.lower() == "bearer":
@@ -54,14 +60,21 @@ async def _from_header(session: AsyncSession, header: str) -> Principal:
             username, _, password = base64.b64decode(value).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             raise UnauthorizedError("malformed Basic credentials") from None
-        return Principal(user=await user_service.authenticate(session=session, username=username, password=password))
+        user = await user_service.authenticate(
+            session=session,
+            username=username,
+            password=password,
+            throttle=request.app.state.login_throttle,
+            address=client_address(request),
+        )
+        return Principal(user=user)
     raise UnauthorizedError(f"unsupported authorization scheme '{scheme}'")
 
 
 async def get_principal(request: Request, session: SessionDep) -> Principal:
     header = request.headers.get("authorization")
     if header:
-        return await _from_header(session, header)
+        return await _from_header(request, session, header)
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         user_id = verify_session(request.app.state.secret_key, cookie)

@@ -290,3 +290,28 @@ def test_delete_cascades_to_the_models_instances_only(server: RunningServer, api
         instances = ModelInstance.metadata.tables["model_instances"]
         left = conn.execute(select(instances.c.id).where(instances.c.model_id == doomed["id"])).all()
     assert left == []
+
+
+def test_a_patch_racing_a_delete_is_404_not_500(server: RunningServer, api: httpx.Client) -> None:
+    """The DELETE commits between the PATCH reading the row and writing it: a hook on the server's own
+    flush deletes the row through another connection at exactly that moment."""
+    from sqlalchemy import event, text
+    from sqlalchemy.orm import Session
+
+    from gpustack.schemas.models import Model
+
+    model = create_model(api)
+
+    def delete_first(session: Session, _ctx: object, _instances: object) -> None:
+        if any(isinstance(o, Model) and o.id == model["id"] for o in session.dirty):
+            with sync_engine(server).begin() as other:
+                other.execute(text("DELETE FROM models WHERE id = :id"), {"id": model["id"]})
+
+    event.listen(Session, "before_flush", delete_first)
+    try:
+        response = api.patch(f"/v2/models/{model['id']}", json={"replicas": 3})
+    finally:
+        event.remove(Session, "before_flush", delete_first)
+    assert response.status_code == 404, response.text
+    assert "deleted" in response.json()["detail"]
+    assert api.get(f"/v2/models/{model['id']}").status_code == 404

@@ -1,5 +1,6 @@
 """User services: bootstrap admin, CRUD, password changes and login checks."""
 
+import asyncio
 import logging
 import secrets
 from pathlib import Path
@@ -8,11 +9,12 @@ from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from gpustack.core.errors import ConflictError, InvalidError, UnauthorizedError
+from gpustack.core.errors import ConflictError, InvalidError, TooManyRequestsError, UnauthorizedError
 from gpustack.schemas.common import PaginatedList
 from gpustack.schemas.users import PasswordChange, User, UserCreate, UserPublic, UserUpdate
-from gpustack.server.security import hash_password, verify_password
+from gpustack.server.security import check_password, hash_password_async
 from gpustack.server.services.common import commit_or_conflict, get_or_404, paginate
+from gpustack.server.throttle import LoginThrottle
 
 logger = logging.getLogger(__name__)
 ADMIN_USERNAME = "admin"
@@ -33,17 +35,27 @@ async def bootstrap_admin(*, session: AsyncSession, password: str | None, data_d
         User(
             username=ADMIN_USERNAME,
             is_admin=True,
-            hashed_password=hash_password(password),
+            hashed_password=await hash_password_async(password),
             require_password_change=require_change,
         )
     )
     await commit_or_conflict(session, "admin already exists")
 
 
-async def authenticate(*, session: AsyncSession, username: str, password: str) -> User:
+async def authenticate(
+    *, session: AsyncSession, username: str, password: str, throttle: LoginThrottle, address: str
+) -> User:
+    """Checks a password; refused (429) without hashing while the user or address failed too often."""
+    try:
+        throttle.check(username, address)
+    except TooManyRequestsError as exc:
+        await asyncio.sleep(min(1.0, exc.retry_after / 2))  # a hammering client waits, at no cost to us
+        raise
     user = (await session.execute(select(User).where(User.username == username))).scalar_one_or_none()
-    if user is None or not verify_password(password, user.hashed_password):
+    if not await check_password(password, user.hashed_password if user else None) or user is None:
+        throttle.failed(username, address)
         raise UnauthorizedError("incorrect username or password")
+    throttle.succeeded(address)
     return user
 
 
@@ -54,7 +66,7 @@ async def create_user(*, session: AsyncSession, data: UserCreate) -> User:
         username=data.username,
         full_name=data.full_name,
         is_admin=data.is_admin,
-        hashed_password=hash_password(data.password),
+        hashed_password=await hash_password_async(data.password),
     )
     session.add(user)
     await commit_or_conflict(session, f"a user named '{data.username}' already exists")
@@ -87,15 +99,15 @@ async def update_user(*, session: AsyncSession, user_id: int, data: UserUpdate) 
     if data.is_admin is not None:
         user.is_admin = data.is_admin
     if data.password is not None:
-        user.hashed_password = hash_password(data.password)
+        user.hashed_password = await hash_password_async(data.password)
     await session.commit()
     return user
 
 
 async def change_password(*, session: AsyncSession, user: User, data: PasswordChange) -> User:
-    if not verify_password(data.current_password, user.hashed_password):
+    if not await check_password(data.current_password, user.hashed_password):
         raise InvalidError("current password is incorrect")
-    user.hashed_password = hash_password(data.new_password)
+    user.hashed_password = await hash_password_async(data.new_password)
     user.require_password_change = False
     session.add(user)
     await session.commit()
@@ -116,5 +128,5 @@ async def reset_password(*, session: AsyncSession, username: str, password: str)
     user = (await session.execute(select(User).where(User.username == username))).scalar_one_or_none()
     if user is None:
         raise InvalidError(f"no user named '{username}'")
-    user.hashed_password = hash_password(password)
+    user.hashed_password = await hash_password_async(password)
     await session.commit()
