@@ -8,9 +8,11 @@ from datetime import datetime
 from fastapi import Request
 
 from gpustack.core.errors import UnauthorizedError
+from gpustack.schemas.api_keys import Scope
 from gpustack.schemas.common import utcnow
 from gpustack.server.auth import get_principal
 from gpustack.server.events import EventBus
+from gpustack.server.services.api_keys import require_scope
 
 CACHE_SECONDS = 30.0
 _MAX_ENTRIES = 10_000
@@ -56,6 +58,8 @@ class CallerCache:
         if principal.user is None:
             raise UnauthorizedError("an API key or user credentials are required")
         key = principal.api_key
+        if key is not None:
+            require_scope(key, Scope.INFERENCE)
         allowed = key.allowed_model_names if key else []
         return Caller(
             user_id=principal.user.id,  # type: ignore[arg-type]

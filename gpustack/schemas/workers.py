@@ -77,6 +77,9 @@ class Worker(WorkerBase, table=True):
     heartbeat_time: datetime | None = optional_datetime_field()
     status: dict[str, Any] | None = nullable_json_field()
     credential_hash: str = Field(default="", max_length=255)
+    # hash of the secret a worker must present to register again under its name (rotated each time)
+    registration_secret_hash: str = Field(default="", max_length=255)
+    proxy_nonce: str = Field(default="", max_length=64)  # part of the proxy credential, rotated likewise
     created_at: datetime = created_at_field()
     updated_at: datetime = updated_at_field()
 

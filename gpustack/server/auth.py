@@ -10,16 +10,15 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpustack.core.errors import ForbiddenError, UnauthorizedError
-from gpustack.schemas.api_keys import ApiKey
+from gpustack.schemas.api_keys import ApiKey, Scope
 from gpustack.schemas.users import User
 from gpustack.schemas.workers import Worker
-from gpustack.server.security import WORKER_PREFIX, verify_session
+from gpustack.server.security import WORKER_PREFIX
 from gpustack.server.services import api_keys as api_key_service
 from gpustack.server.services import users as user_service
 from gpustack.server.services import workers as worker_service
 
 SESSION_COOKIE = "gpustack_session"
-SESSION_TTL_SECONDS = 7 * 24 * 3600
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -74,11 +73,13 @@ async def _from_header(request: Request, session: AsyncSession, header: str) -> 
 async def get_principal(request: Request, session: SessionDep) -> Principal:
     header = request.headers.get("authorization")
     if header:
-        return await _from_header(request, session, header)
+        principal = await _from_header(request, session, header)
+        if principal.api_key is not None and request.url.path.startswith("/v2/"):
+            api_key_service.require_scope(principal.api_key, Scope.MANAGEMENT)
+        return principal
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
-        user_id = verify_session(request.app.state.secret_key, cookie)
-        user = await session.get(User, user_id) if user_id is not None else None
+        user = await user_service.session_user(session=session, secret_key=request.app.state.secret_key, cookie=cookie)
         if user is not None:
             return Principal(user=user)
     raise UnauthorizedError("authentication required")

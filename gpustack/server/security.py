@@ -103,19 +103,20 @@ def proxy_credential(secret_key: bytes, worker_name: str) -> str:
     return hmac.new(secret_key, f"proxy:{worker_name}".encode(), hashlib.sha256).hexdigest()
 
 
-def sign_session(secret_key: bytes, user_id: int, ttl_seconds: int) -> str:
-    payload = f"{user_id}:{int(time.time()) + ttl_seconds}"
+def sign_session(secret_key: bytes, user_id: int, ttl_seconds: int, epoch: int = 0) -> str:
+    """A session cookie value; it stops working when the user's session epoch moves past `epoch`."""
+    payload = f"{user_id}:{epoch}:{int(time.time()) + ttl_seconds}"
     sig = hmac.new(secret_key, payload.encode(), hashlib.sha256).hexdigest()
     return base64.urlsafe_b64encode(f"{payload}:{sig}".encode()).decode()
 
 
-def verify_session(secret_key: bytes, token: str) -> int | None:
-    """The user id of a valid, unexpired session token, else None."""
+def verify_session(secret_key: bytes, token: str) -> tuple[int, int] | None:
+    """(user id, session epoch) of a validly signed, unexpired session token, else None."""
     try:
-        user_id, expires, sig = base64.urlsafe_b64decode(token.encode()).decode().split(":")
+        user_id, epoch, expires, sig = base64.urlsafe_b64decode(token.encode()).decode().split(":")
+        expected = hmac.new(secret_key, f"{user_id}:{epoch}:{expires}".encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, sig) or int(expires) < time.time():
+            return None
+        return int(user_id), int(epoch)
     except (ValueError, UnicodeDecodeError):
         return None
-    expected = hmac.new(secret_key, f"{user_id}:{expires}".encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, sig) or int(expires) < time.time():
-        return None
-    return int(user_id)

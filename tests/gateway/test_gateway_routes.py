@@ -426,3 +426,9 @@ def test_an_expiring_key_stops_working_when_it_expires(gw: Gw) -> None:
     assert gw.chat("gw-chat", key=key["value"]).status_code == 200  # cached, but not past its expiry
     time.sleep(3.1)
     assert "expired" in _error(gw.chat("gw-chat", key=key["value"]), 401, "authentication_error")
+
+
+def test_a_management_only_key_is_refused_on_v1(gw: Gw) -> None:
+    _, key = _user_key(gw, scopes=["management"])
+    message = _error(gw.chat("gw-chat", key=key["value"]), 403, "permission_error")
+    assert "'inference' scope" in message

@@ -41,7 +41,8 @@ def _basic(username: str, password: str) -> dict[str, str]:
 
 
 def _new_key(client: httpx.Client, **fields: object) -> dict[str, object]:
-    response = client.post("/v2/api-keys", json={"name": unique("key"), **fields})
+    """A key for the management API (these tests use keys on /v2)."""
+    response = client.post("/v2/api-keys", json={"name": unique("key"), "scopes": ["management"], **fields})
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]
 
@@ -380,3 +381,63 @@ def test_bearer_and_basic_headers_win_over_a_valid_cookie(server: RunningServer)
         assert browser.post("/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}).is_success
         assert browser.get("/v2/users/me", headers=bearer("gpustack_bad_key")).status_code == 401
         assert browser.get("/v2/users/me").status_code == 200
+
+
+def test_new_api_keys_are_for_inference_only_unless_asked(server: RunningServer, api: httpx.Client) -> None:
+    default = api.post("/v2/api-keys", json={"name": unique("key")})
+    assert default.status_code == 201 and default.json()["scopes"] == ["inference"]
+    with client_with(server, default.json()["value"]) as keyed:
+        refused = keyed.get("/v2/models")
+        assert refused.status_code == 403 and "'management' scope" in refused.json()["detail"]
+        assert keyed.post("/v2/models", json={"name": unique("m"), "local_path": "/x"}).status_code == 403
+    both = _new_key(api, scopes=["inference", "management"])
+    assert both["scopes"] == ["inference", "management"]
+    with client_with(server, str(both["value"])) as keyed:
+        assert keyed.get("/v2/models").status_code == 200
+    listed = {k["id"]: k["scopes"] for k in api.get("/v2/api-keys", params={"per_page": 1000}).json()["items"]}
+    assert listed[default.json()["id"]] == ["inference"]
+
+
+@pytest.mark.parametrize("scopes", [[], ["admin"], "management"], ids=["empty", "unknown", "not-a-list"])
+def test_bad_api_key_scopes_are_422(api: httpx.Client, scopes: object) -> None:
+    assert api.post("/v2/api-keys", json={"name": unique("key"), "scopes": scopes}).status_code == 422
+
+
+def _login(server: RunningServer, username: str, password: str, **headers: str) -> httpx.Response:
+    with server.client() as browser:
+        response = browser.post("/auth/login", json={"username": username, "password": password}, headers=headers)
+    assert response.status_code == 200, response.text
+    return response
+
+
+def test_logout_revokes_the_session_server_side(server: RunningServer) -> None:
+    token = _login(server, "admin", ADMIN_PASSWORD).cookies[SESSION_COOKIE]
+    with server.client(cookies={SESSION_COOKIE: token}) as browser:
+        assert browser.get("/v2/users/me").status_code == 200
+        assert browser.post("/auth/logout").status_code == 204
+    with server.client(cookies={SESSION_COOKIE: token}) as replay:  # a copy of the cookie kept elsewhere
+        assert replay.get("/v2/users/me").status_code == 401
+
+
+def test_password_changes_end_every_session_of_the_user(server: RunningServer, api: httpx.Client) -> None:
+    user = create_user(api, password="first-pass")
+    mine = _login(server, user["username"], "first-pass").cookies[SESSION_COOKIE]
+    other = _login(server, user["username"], "first-pass").cookies[SESSION_COOKIE]
+    with server.client(cookies={SESSION_COOKIE: mine}) as browser:
+        body = {"current_password": "first-pass", "new_password": "second-pass"}
+        assert browser.post("/v2/users/me/password", json=body).status_code == 200
+    for token in (mine, other):
+        with server.client(cookies={SESSION_COOKIE: token}) as stale:
+            assert stale.get("/v2/users/me").status_code == 401
+    fresh = _login(server, user["username"], "second-pass").cookies[SESSION_COOKIE]
+    assert api.put(f"/v2/users/{user['id']}", json={"password": "third-pass"}).status_code == 200  # by an admin
+    with server.client(cookies={SESSION_COOKIE: fresh}) as stale:
+        assert stale.get("/v2/users/me").status_code == 401
+
+
+def test_the_session_cookie_is_secure_when_served_over_tls(server: RunningServer) -> None:
+    plain = _login(server, "admin", ADMIN_PASSWORD).headers["set-cookie"].lower()
+    # uvicorn takes the scheme from a TLS-terminating proxy on loopback (X-Forwarded-Proto)
+    tls = _login(server, "admin", ADMIN_PASSWORD, **{"x-forwarded-proto": "https"}).headers["set-cookie"].lower()
+    assert "secure" not in [part.strip() for part in plain.split(";")]
+    assert "secure" in [part.strip() for part in tls.split(";")]

@@ -10,14 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from gpustack.core.errors import ConflictError, InvalidError, TooManyRequestsError, UnauthorizedError
-from gpustack.schemas.common import PaginatedList
+from gpustack.schemas.common import MAX_ID, PaginatedList
 from gpustack.schemas.users import PasswordChange, User, UserCreate, UserPublic, UserUpdate
-from gpustack.server.security import check_password, hash_password_async
+from gpustack.server.security import check_password, hash_password_async, sign_session, verify_session
 from gpustack.server.services.common import commit_or_conflict, get_or_404, paginate
 from gpustack.server.throttle import LoginThrottle
 
 logger = logging.getLogger(__name__)
 ADMIN_USERNAME = "admin"
+SESSION_TTL_SECONDS = 7 * 24 * 3600
 
 
 async def bootstrap_admin(*, session: AsyncSession, password: str | None, data_dir: Path) -> None:
@@ -57,6 +58,31 @@ async def authenticate(
         raise UnauthorizedError("incorrect username or password")
     throttle.succeeded(address)
     return user
+
+
+async def login(
+    *, session: AsyncSession, username: str, password: str, throttle: LoginThrottle, address: str, secret_key: bytes
+) -> tuple[User, str]:
+    """Checks the password and returns the user with a new session cookie value."""
+    user = await authenticate(session=session, username=username, password=password, throttle=throttle, address=address)
+    return user, sign_session(secret_key, user.id, SESSION_TTL_SECONDS, user.session_epoch)  # type: ignore[arg-type]
+
+
+async def session_user(*, session: AsyncSession, secret_key: bytes, cookie: str) -> User | None:
+    """The user of a valid session cookie that was not revoked (logout, password change) since."""
+    found = verify_session(secret_key, cookie)
+    if found is None or not 0 < found[0] <= MAX_ID:
+        return None
+    user = await session.get(User, found[0])
+    return user if user is not None and user.session_epoch == found[1] else None
+
+
+async def logout(*, session: AsyncSession, secret_key: bytes, cookie: str | None) -> None:
+    """Ends every session of the cookie's user server-side (their cookies stop working, on every browser)."""
+    user = await session_user(session=session, secret_key=secret_key, cookie=cookie) if cookie else None
+    if user is not None:
+        user.session_epoch += 1
+        await session.commit()
 
 
 async def create_user(*, session: AsyncSession, data: UserCreate) -> User:
@@ -100,6 +126,7 @@ async def update_user(*, session: AsyncSession, user_id: int, data: UserUpdate) 
         user.is_admin = data.is_admin
     if data.password is not None:
         user.hashed_password = await hash_password_async(data.password)
+        user.session_epoch += 1
     await session.commit()
     return user
 
@@ -109,6 +136,7 @@ async def change_password(*, session: AsyncSession, user: User, data: PasswordCh
         raise InvalidError("current password is incorrect")
     user.hashed_password = await hash_password_async(data.new_password)
     user.require_password_change = False
+    user.session_epoch += 1  # other sessions end; the caller logs in again
     session.add(user)
     await session.commit()
     return user
@@ -129,4 +157,5 @@ async def reset_password(*, session: AsyncSession, username: str, password: str)
     if user is None:
         raise InvalidError(f"no user named '{username}'")
     user.hashed_password = await hash_password_async(password)
+    user.session_epoch += 1
     await session.commit()
