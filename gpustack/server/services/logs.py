@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gpustack.core.errors import InvalidError, UnavailableError
+from gpustack.core.errors import ForbiddenError, InvalidError, UnavailableError
 from gpustack.core.http import relay
 from gpustack.schemas.instances import ModelInstance
 from gpustack.schemas.workers import Worker
@@ -15,9 +15,14 @@ from gpustack.server.services.common import get_or_404
 _TIMEOUT = httpx.Timeout(connect=5.0, read=None, write=10.0, pool=5.0)
 
 
-async def log_source(*, session: AsyncSession, instance_id: int, secret_key: bytes) -> tuple[str, str]:
-    """(worker URL of the log, credential) — read before streaming, so no transaction stays open."""
+async def log_source(
+    *, session: AsyncSession, instance_id: int, secret_key: bytes, worker_id: int | None = None
+) -> tuple[str, str]:
+    """(worker URL of the log, credential) — read before streaming, so no transaction stays open.
+    A worker (`worker_id`) may read only the logs of its own instances; admins read every log."""
     inst = await get_or_404(session, ModelInstance, instance_id, "model instance")
+    if worker_id is not None and inst.worker_id != worker_id:
+        raise ForbiddenError(f"model instance {instance_id} does not run on this worker")
     worker = await session.get(Worker, inst.worker_id) if inst.worker_id else None
     if worker is None:
         raise InvalidError(f"model instance {instance_id} is not placed on a worker yet")
