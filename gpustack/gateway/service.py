@@ -12,7 +12,7 @@ from gpustack.core.errors import InvalidError
 from gpustack.gateway.auth import Caller, CallerCache
 from gpustack.gateway.forward import forward, openai_error
 from gpustack.gateway.health import WorkerHealth
-from gpustack.gateway.routing import RoutingTable
+from gpustack.gateway.routing import Route, RoutingTable
 from gpustack.server.db import Database
 from gpustack.server.security import proxy_credential
 
@@ -30,10 +30,13 @@ class Gateway:
     health: WorkerHealth = field(default_factory=WorkerHealth)
     _credentials: dict[str, str] = field(default_factory=dict)
 
-    def credential(self, worker_name: str) -> str:
-        if worker_name not in self._credentials:
-            self._credentials[worker_name] = proxy_credential(self.secret_key, worker_name)
-        return self._credentials[worker_name]
+    def credential(self, route: Route) -> str:
+        key = f"{route.worker_name}:{route.proxy_nonce}"
+        if key not in self._credentials:
+            if len(self._credentials) > 10_000:
+                self._credentials.clear()
+            self._credentials[key] = proxy_credential(self.secret_key, route.worker_name, route.proxy_nonce)
+        return self._credentials[key]
 
     async def ensure_fresh(self) -> None:
         if self.table.dirty:
@@ -79,7 +82,7 @@ async def proxy_openai(
     routes = entry.ordered()
     if not routes:
         return openai_error(503, f"No running replica of model '{name}' right now.", "service_unavailable")
-    credentials = {r.worker_name: gateway.credential(r.worker_name) for r in routes}
+    credentials = {r.worker_name: gateway.credential(r) for r in routes}
     return await forward(
         gateway.client,
         routes,

@@ -98,9 +98,15 @@ def parse_worker_credential(value: str) -> tuple[int, str] | None:
     return int(parts[1]), parts[2]
 
 
-def proxy_credential(secret_key: bytes, worker_name: str) -> str:
-    """What the server presents to a worker's proxy; given to the worker once at registration."""
-    return hmac.new(secret_key, f"proxy:{worker_name}".encode(), hashlib.sha256).hexdigest()
+def proxy_credential(secret_key: bytes, worker_name: str, nonce: str) -> str:
+    """What the server presents to a worker's proxy; given to the worker at registration. The nonce is
+    rotated on each registration, so a past credential stops working."""
+    return hmac.new(secret_key, f"proxy:{worker_name}:{nonce}".encode(), hashlib.sha256).hexdigest()
+
+
+def new_token() -> str:
+    """A random secret of 192 bits, hex."""
+    return secrets.token_hex(24)
 
 
 def sign_session(secret_key: bytes, user_id: int, ttl_seconds: int, epoch: int = 0) -> str:

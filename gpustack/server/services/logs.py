@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gpustack.core.errors import ForbiddenError, InvalidError, UnavailableError
 from gpustack.core.http import relay
 from gpustack.schemas.instances import ModelInstance
-from gpustack.schemas.workers import Worker
+from gpustack.schemas.workers import Worker, url_host
 from gpustack.server.security import proxy_credential
 from gpustack.server.services.common import get_or_404
 
@@ -26,8 +26,8 @@ async def log_source(
     worker = await session.get(Worker, inst.worker_id) if inst.worker_id else None
     if worker is None:
         raise InvalidError(f"model instance {instance_id} is not placed on a worker yet")
-    url = f"http://{worker.ip or '127.0.0.1'}:{worker.port}/instances/{instance_id}/logs"
-    return url, proxy_credential(secret_key, worker.name)
+    url = f"http://{url_host(worker.ip)}:{worker.port}/instances/{instance_id}/logs"
+    return url, proxy_credential(secret_key, worker.name, worker.proxy_nonce)
 
 
 async def open_log_stream(url: str, credential: str, *, tail: int, follow: bool) -> AsyncIterator[bytes]:
