@@ -259,3 +259,31 @@ async def test_refused_instance_returns_to_pending_not_analyzing(db: Database, t
     [inst] = await instances(db, mid)
     assert inst.state == InstanceState.PENDING
     assert inst.state_message and "No worker" in inst.state_message
+
+
+async def test_refused_instances_are_not_evaluated_again_until_something_changes(
+    db: Database, tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass costs nothing per refused instance while the cluster and its model stay as they were."""
+    from gpustack.server.controllers import scheduling
+
+    calls: list[int] = []
+    real = scheduling.schedule
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scheduling, "schedule", counting)
+    controller = SchedulingController(db)
+    mid = await add_model(db, "backlog", tiny_gguf, 20)
+    await controller.reconcile()
+    assert len(calls) == 20  # no worker: each is refused once
+    calls.clear()
+    await controller.reconcile()
+    await controller.reconcile()
+    assert calls == []  # nothing changed: nothing evaluated
+    await add_worker(db, "w-late", [4 * GiB])
+    await controller.reconcile()
+    assert len(calls) == 20
+    assert all(i.state == InstanceState.SCHEDULED for i in await instances(db, mid))
