@@ -44,7 +44,7 @@ def main() -> None:
         try:
             cluster.start_server()
             with cluster.admin() as admin:
-                key = admin.post("/v2/api-keys", json={"name": "bench", "scopes": ["management"]}).json()["value"]
+                key = admin.post("/v2/api-keys", json={"name": "bench", "scope": ["management"]}).json()["value"]
             with httpx.Client(base_url=cluster.url, headers={"authorization": f"Bearer {key}"}, timeout=60) as api:
                 empty = _create_rate(api, args.n)
                 for _ in range(BACKLOG_MODELS):

@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, field_validator
+from pydantic import AliasChoices, BaseModel, field_validator
 from pydantic import Field as PField
 from sqlalchemy import Column, ForeignKey, Integer
 from sqlmodel import Field, SQLModel
@@ -19,8 +19,11 @@ from gpustack.schemas.common import (
 
 
 class Scope(StrEnum):
+    """GPUStack's PermissionScope values."""
+
     INFERENCE = "inference"  # the OpenAI routes under /v1
     MANAGEMENT = "management"  # the management API under /v2, with the owner's rights
+    ALL = "*"  # both
 
 
 class ApiKeyBase(SQLModel):
@@ -49,7 +52,12 @@ class ApiKeyCreate(BaseModel):
     description: str | None = PField(default=None, max_length=2048)
     expires_in_seconds: int | None = PField(default=None, gt=0, le=10 * 365 * 24 * 3600)
     allowed_model_names: list[str] = []
-    scopes: list[Scope] = PField(default=[Scope.INFERENCE], min_length=1, description="inference and/or management")
+    scope: list[Scope] = PField(default=[Scope.INFERENCE], min_length=1, description="inference, management or *")
+
+    def stored_scopes(self) -> str:
+        """The `scopes` column: comma-separated, `*` spelled out."""
+        wanted = {Scope.INFERENCE, Scope.MANAGEMENT} if Scope.ALL in self.scope else set(self.scope)
+        return ",".join(sorted(s.value for s in wanted))
 
 
 def scopes_of(value: str) -> set[str]:
@@ -59,11 +67,11 @@ def scopes_of(value: str) -> set[str]:
 class ApiKeyPublic(ApiKeyBase):
     id: int
     user_id: int
-    scopes: list[Scope]
+    scope: list[Scope] = PField(validation_alias=AliasChoices("scope", "scopes"))
     created_at: datetime
     updated_at: datetime
 
-    @field_validator("scopes", mode="before")
+    @field_validator("scope", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         return sorted(scopes_of(value)) if isinstance(value, str) else value

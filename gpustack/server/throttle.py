@@ -54,6 +54,3 @@ class LoginThrottle:
             entry = self._failures.setdefault(key, _Failures(0, now))
             entry.count += 1
             entry.last = now
-
-    def succeeded(self, address: str) -> None:
-        self._failures.pop(f"addr:{address}", None)

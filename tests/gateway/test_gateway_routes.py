@@ -429,6 +429,6 @@ def test_an_expiring_key_stops_working_when_it_expires(gw: Gw) -> None:
 
 
 def test_a_management_only_key_is_refused_on_v1(gw: Gw) -> None:
-    _, key = _user_key(gw, scopes=["management"])
+    _, key = _user_key(gw, scope=["management"])
     message = _error(gw.chat("gw-chat", key=key["value"]), 403, "permission_error")
     assert "'inference' scope" in message

@@ -20,7 +20,7 @@ def test_database_outage_is_a_short_503_logged_once(tmp_path: Path, caplog: pyte
         assert relayed != url
         try:
             with run_server(tmp_path / "data", relayed) as server, server.admin() as admin:
-                key = admin.post("/v2/api-keys", json={"name": "outage"}).json()["value"]
+                key = admin.post("/v2/api-keys", json={"name": "outage", "scope": ["management"]}).json()["value"]
                 with server.client(headers={"Authorization": f"Bearer {key}"}) as api:
                     assert api.get("/v2/models").status_code == 200
                     caplog.clear()

@@ -325,7 +325,7 @@ def _user_key(server: RunningServer, api: httpx.Client) -> str:
 
     user = create_user(api, password="pw-123456")
     with server.client(auth=(user["username"], "pw-123456")) as own:
-        response = own.post("/v2/api-keys", json={"name": unique("k"), "scopes": ["management"]})
+        response = own.post("/v2/api-keys", json={"name": unique("k"), "scope": ["management"]})
     assert response.status_code == 201, response.text
     return str(response.json()["value"])
 

@@ -26,7 +26,7 @@ async def create_api_key(*, session: AsyncSession, user: User, data: ApiKeyCreat
         hashed_secret_key=hash_secret(secret),
         expires_at=expires,
         allowed_model_names=data.allowed_model_names,
-        scopes=",".join(sorted({scope.value for scope in data.scopes})),
+        scopes=data.stored_scopes(),
         user_id=user.id,  # type: ignore[arg-type]
     )
     session.add(key)

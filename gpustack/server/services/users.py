@@ -56,7 +56,6 @@ async def authenticate(
     if not await check_password(password, user.hashed_password if user else None) or user is None:
         throttle.failed(username, address)
         raise UnauthorizedError("incorrect username or password")
-    throttle.succeeded(address)
     return user
 
 
