@@ -62,7 +62,12 @@ class _Limited:
         self.rejected = False
 
     async def run(self) -> None:
-        await self.app(self.scope, self.receive, self.send)
+        try:
+            await self.app(self.scope, self.receive, self.send)
+        except Exception:
+            if not self.rejected:
+                raise
+            # the application failed on the disconnect it was handed after the 413: expected, not logged
 
     async def receive(self) -> Message:
         if self.rejected:

@@ -36,7 +36,13 @@ def _chunks(total: int, size: int = 64 * 1024) -> Iterator[bytes]:
         sent += size
 
 
-def test_management_bodies_over_one_mib_are_413_with_a_message(own_server: RunningServer) -> None:
+def _no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
+    assert not [r.getMessage() for r in caplog.records if r.exc_info or "Exception in ASGI" in r.getMessage()]
+
+
+def test_management_bodies_over_one_mib_are_413_with_a_message(
+    own_server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
     with own_server.client() as anonymous:
         declared = anonymous.post("/auth/login", content=b"{" + b" " * (MIB + 10) + b"}")
         streamed = anonymous.post("/v2/models", content=_chunks(MIB + 65536))
@@ -45,9 +51,12 @@ def test_management_bodies_over_one_mib_are_413_with_a_message(own_server: Runni
         assert response.status_code == 413, response.text
         assert "larger than this endpoint accepts" in response.json()["detail"]
     assert small.status_code == 200
+    _no_tracebacks(caplog)
 
 
-def test_openai_bodies_have_their_own_configurable_limit(own_server: RunningServer) -> None:
+def test_openai_bodies_have_their_own_configurable_limit(
+    own_server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
     with own_server.admin() as admin:
         key = admin.post("/v2/api-keys", json={"name": "limits"}).json()["value"]
     with own_server.client(headers={"Authorization": f"Bearer {key}"}) as client:
@@ -59,6 +68,7 @@ def test_openai_bodies_have_their_own_configurable_limit(own_server: RunningServ
         error = response.json()["error"]
         assert error["type"] == "invalid_request_error" and "--openai-max-body-mib" in error["message"]
     assert under.status_code == 400 and "'model'" in under.json()["error"]["message"]  # read, then judged
+    _no_tracebacks(caplog)
 
 
 def test_failed_logins_from_one_address_are_throttled_with_retry_after(own_server: RunningServer) -> None:
