@@ -49,6 +49,8 @@ test: lint typecheck pytest
 bench: engine
 	$(BIN)/python benchmarks/proxy_overhead.py
 	$(BIN)/python benchmarks/scheduler_scale.py
+	$(BIN)/python benchmarks/login_abuse.py
+	$(BIN)/python benchmarks/controller_scale.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
