@@ -79,6 +79,14 @@ async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:
             yield f"data: {json.dumps({'error': error})}\n\n".encode()
 
 
+async def _refusal(response: httpx.Response, route: Route) -> str:
+    detail = (await response.aread()).decode(errors="replace")[:300]
+    await response.aclose()
+    message = f"worker {route.worker_name} answered {response.status_code} for instance {route.instance_id}: {detail}"
+    logger.warning(message)
+    return message
+
+
 async def forward(
     client: httpx.AsyncClient,
     routes: list[Route],
@@ -111,12 +119,7 @@ async def forward(
             continue
         health.recovered(route.worker_name)
         if response.headers.get(PROXY_ERROR_HEADER):  # the worker, not the engine, refused: try another
-            detail = (await response.aread()).decode(errors="replace")[:300]
-            await response.aclose()
-            last_error = (
-                f"worker {route.worker_name} answered {response.status_code} for instance {route.instance_id}: {detail}"
-            )
-            logger.warning(last_error)
+            last_error = await _refusal(response, route)
             continue
         kept = {k: v for k, v in response.headers.items() if k.lower() not in _RESPONSE_DROP}
         return StreamingResponse(_relay(response), status_code=response.status_code, headers=kept)
