@@ -1,5 +1,6 @@
 """Async engine and session factory for SQLite, PostgreSQL and MySQL/MariaDB URLs."""
 
+import asyncio
 import logging
 import os
 import time
@@ -85,6 +86,10 @@ class Database:
         try:
             await session.execute(text("SELECT 1"))
         except (DBAPIError, OSError):
+            try:
+                await session.rollback()  # the request's own queries then fail (503) the same way
+            except (DBAPIError, OSError):
+                pass
             return
         logger.warning("database available again after %.0fs", time.monotonic() - self.down_since)
         self.down_since = None
@@ -101,7 +106,7 @@ class Database:
         """Closing rolls back on the session's connection; when that connection died (the database went
         away mid-request) the answer may already be sent, so the failure is recorded, not raised."""
         try:
-            await session.close()
+            await asyncio.shield(session.close())  # like AsyncSession's own exit: a cancelled request still closes
         except (DBAPIError, OSError) as exc:
             self.outage(exc)
             try:
