@@ -69,6 +69,8 @@ bench: engine
 	$(BIN)/python benchmarks/scheduler_scale.py
 	$(BIN)/python benchmarks/gguf_header.py
 	$(BIN)/python benchmarks/outage_restarts.py
+	$(BIN)/python benchmarks/login_abuse.py
+	$(BIN)/python benchmarks/controller_scale.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

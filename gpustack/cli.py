@@ -24,7 +24,14 @@ _START_FLAGS: list[tuple[str, dict[str, Any]]] = [
         {"help": "sqlite:///path, postgresql://..., or mysql://... (default: SQLite in data dir)"},
     ),
     ("--bootstrap-password", {"help": "initial admin password (default: generated into the data dir)"}),
-    ("--token", {"help": "cluster registration token (default: generated and saved in the data dir)"}),
+    (
+        "--token",
+        {
+            "help": "cluster registration token (default: generated and saved in the data dir); visible in ps, "
+            "so prefer --token-file or GPUSTACK_TOKEN"
+        },
+    ),
+    ("--token-file", {"help": "read the cluster token from this file"}),
     ("--server-url", {"help": "run as a worker only, joining this server"}),
     ("--disable-worker", {"action": "store_const", "const": True, "help": "server without embedded worker"}),
     ("--worker-name", {"help": "worker name (default: hostname)"}),
@@ -36,6 +43,11 @@ _START_FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--gpu-runtime-overhead", {"help": "GPU memory per engine process beside its buffers, e.g. 640MiB"}),
     ("--gpu-headroom", {"help": "GPU memory the scheduler never claims on this worker, e.g. 256MiB"}),
     ("--log-level", {"choices": ["debug", "info", "warning", "error"]}),
+    (
+        "--gateway-first-byte-timeout-seconds",
+        {"type": float, "help": "wait this long for a worker's answer before probing it and failing over"},
+    ),
+    ("--openai-max-body-mib", {"type": int, "help": "largest request body on /v1 routes, in MiB (default 100)"}),
 ]
 
 
@@ -121,11 +133,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _migrate(config: Config) -> int:
-    from gpustack.server.db import create_engine
+    from gpustack.server.db import create_engine, create_private_sqlite_file
     from gpustack.server.migrate import run_migrations
 
     async def go() -> None:
         config.data_dir.mkdir(parents=True, exist_ok=True)
+        create_private_sqlite_file(config.resolved_database_url())
         engine = create_engine(config.resolved_database_url())
         try:
             await run_migrations(engine)

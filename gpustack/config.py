@@ -53,9 +53,11 @@ class Config(BaseSettings):
     database_url: str | None = None
     bootstrap_password: str | None = None
     token: str | None = None
+    token_file: Path | None = None
     server_url: str | None = None
     disable_worker: bool = False
     log_level: str = "info"
+    openai_max_body_mib: int = Field(default=100, ge=1, le=4096)
     # worker
     worker_name: str | None = None
     worker_ip: str | None = None
@@ -71,6 +73,8 @@ class Config(BaseSettings):
     reschedule_after_seconds: float = Field(default=120.0, ge=0)
     scheduler_scan_seconds: float = Field(default=15.0, gt=0)
     resync_seconds: float = Field(default=60.0, gt=0)
+    # gateway: past this, a request without response headers probes its worker and fails over if silent
+    gateway_first_byte_timeout_seconds: float = Field(default=5.0, gt=0)
 
     @classmethod
     def settings_customise_sources(
@@ -108,6 +112,19 @@ class Config(BaseSettings):
     @model_validator(mode="after")
     def _ports(self) -> "Config":
         self.port_range()
+        return self
+
+    @model_validator(mode="after")
+    def _token_from_file(self) -> "Config":
+        """`token_file` keeps the token out of `ps` output; a token given directly wins."""
+        if self.token is None and self.token_file is not None:
+            try:
+                token = self.token_file.read_text().strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValueError(f"cannot read token file {self.token_file}: {exc}") from None
+            if not token:
+                raise ValueError(f"token file {self.token_file} is empty")
+            self.token = token
         return self
 
     def port_range(self) -> tuple[int, int]:

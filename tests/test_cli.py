@@ -67,6 +67,12 @@ def test_worker_without_token_is_refused(tmp_path: Path) -> None:
     assert "--token" in result.stderr
 
 
+def test_worker_token_file_is_read_and_a_missing_one_refused(tmp_path: Path) -> None:
+    missing = _cli("start", "--server-url", "http://127.0.0.1:1", "--token-file", str(tmp_path / "nope"))
+    assert missing.returncode == 2
+    assert "cannot read token file" in missing.stderr and "nope" in missing.stderr
+
+
 def test_migrate_then_reset_admin_password(tmp_path: Path) -> None:
     data = tmp_path / "data"
     assert _cli("migrate", "--data-dir", str(data)).returncode == 0

@@ -97,3 +97,23 @@ def test_full_disk_leaves_no_truncated_secret(tmp_path: Path, monkeypatch: pytes
             Config(data_dir=tmp_path).ensure_token()
     assert list(tmp_path.iterdir()) == []
     assert len(Config(data_dir=tmp_path).secret_key()) == 64
+
+
+def test_token_can_come_from_a_file_or_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    token_file = tmp_path / "token.txt"
+    token_file.write_text("  from-file\n")
+    assert Config(token_file=token_file).token == "from-file"
+    assert Config(token_file=token_file, token="given").token == "given"  # a token given directly wins
+    monkeypatch.setenv("GPUSTACK_TOKEN_FILE", str(token_file))
+    assert Config().token == "from-file"
+    monkeypatch.setenv("GPUSTACK_TOKEN", "from-env")
+    assert Config().token == "from-env"
+
+
+@pytest.mark.parametrize("content", [None, "", "  \n"], ids=["missing", "empty", "blank"])
+def test_a_missing_or_empty_token_file_is_refused(tmp_path: Path, content: str | None) -> None:
+    token_file = tmp_path / "token.txt"
+    if content is not None:
+        token_file.write_text(content)
+    with pytest.raises(ValidationError, match="token file"):
+        Config(token_file=token_file)

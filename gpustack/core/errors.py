@@ -33,3 +33,17 @@ class ConflictError(GPUStackError):
 
 class UnavailableError(GPUStackError):
     status_code = 503
+
+
+class PayloadTooLargeError(GPUStackError):
+    status_code = 413
+
+
+class TooManyRequestsError(GPUStackError):
+    """Answered with a `Retry-After` header of `retry_after` whole seconds."""
+
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after + 0.999))

@@ -1,12 +1,16 @@
 """Forwards one OpenAI request to a worker proxy and streams the answer back chunk by chunk."""
 
+import asyncio
+import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator
 
 import httpx
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from gpustack.core.http import PROXY_ERROR_HEADER, relay
+from gpustack.gateway.health import WorkerHealth, worker_answers
 from gpustack.gateway.routing import Route
 from gpustack.gateway.usage import UsageWatch, with_usage
 
@@ -60,10 +64,55 @@ async def _answer(response: httpx.Response, model: str, path: str, watch: UsageW
     if response.status_code == 404:
         return await _not_found(response, model, path)
     kept = {k: v for k, v in response.headers.items() if k.lower() not in _RESPONSE_DROP}
-    stream = relay(response)
+    stream = _relay(response)
     if watch is not None and response.status_code == 200:
         stream = with_usage(stream, watch)
     return StreamingResponse(stream, status_code=response.status_code, headers=kept)
+
+
+class WorkerSilent(Exception):
+    """No response headers within the first-byte timeout, and the worker's health probe failed too."""
+
+
+async def _first_byte(
+    client: httpx.AsyncClient, request: httpx.Request, route: Route, first_byte_timeout: float
+) -> httpx.Response:
+    """Sends and waits for the response headers. Past `first_byte_timeout` the worker itself is probed:
+    an engine may think for minutes before answering, but a worker that does not answer its health probe
+    is hung, and the request goes elsewhere."""
+    sending = asyncio.ensure_future(client.send(request, stream=True))
+    try:
+        return await asyncio.wait_for(asyncio.shield(sending), first_byte_timeout)
+    except TimeoutError:
+        if await worker_answers(client, route.worker_url):
+            return await sending  # the engine is busy; the client's read timeout still applies
+        raise WorkerSilent(f"no answer within {first_byte_timeout:g}s and its health probe failed") from None
+    finally:
+        if not sending.done():
+            sending.cancel()
+            with contextlib.suppress(BaseException):
+                await sending
+
+
+async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The worker's bytes as they arrive; a worker lost mid-answer ends the stream (with an error event
+    for event streams) instead of an unhandled exception."""
+    try:
+        async for chunk in relay(response):
+            yield chunk
+    except httpx.TransportError as exc:
+        logger.warning("worker connection lost mid-answer: %r", exc)
+        if response.headers.get("content-type", "").startswith("text/event-stream"):
+            error = {"message": "the worker serving this request stopped answering", "type": "service_unavailable"}
+            yield f"data: {json.dumps({'error': error})}\n\n".encode()
+
+
+async def _refusal(response: httpx.Response, route: Route) -> str:
+    detail = (await response.aread()).decode(errors="replace")[:300]
+    await response.aclose()
+    message = f"worker {route.worker_name} answered {response.status_code} for instance {route.instance_id}: {detail}"
+    logger.warning(message)
+    return message
 
 
 async def forward(
@@ -76,11 +125,14 @@ async def forward(
     body: bytes,
     headers: dict[str, str],
     credentials: dict[str, str],
+    health: WorkerHealth,
+    first_byte_timeout: float,
     watch: UsageWatch | None = None,
 ) -> Response:
-    """Tries each route in turn until one connects; only connection failures move on to the next."""
+    """Tries each route in turn (suspended workers last) until one answers; any failure before the first
+    byte moves on to the next replica, and a worker that failed is suspended for a while."""
     last_error = "no running instance"
-    for route in routes:
+    for route in sorted(routes, key=lambda r: health.suspended(r.worker_name)):
         request = client.build_request(
             method,
             f"{route.base_url}{path}",
@@ -88,18 +140,16 @@ async def forward(
             headers=forward_headers(headers, credentials.get(route.worker_name, "")),
         )
         try:
-            response = await client.send(request, stream=True)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
-            last_error = f"instance {route.instance_id} on {route.worker_name} unreachable: {exc}"
+            response = await _first_byte(client, request, route, first_byte_timeout)
+        except (httpx.TransportError, WorkerSilent) as exc:
+            last_error = f"instance {route.instance_id} on {route.worker_name} failed: {exc!r}"
             logger.warning(last_error)
+            if not isinstance(exc, httpx.PoolTimeout):  # our own pool was full: not the worker's fault
+                health.suspend(route.worker_name)
             continue
+        health.recovered(route.worker_name)
         if response.headers.get(PROXY_ERROR_HEADER):  # the worker, not the engine, refused: try another
-            detail = (await response.aread()).decode(errors="replace")[:300]
-            await response.aclose()
-            last_error = (
-                f"worker {route.worker_name} answered {response.status_code} for instance {route.instance_id}: {detail}"
-            )
-            logger.warning(last_error)
+            last_error = await _refusal(response, route)
             continue
         return await _answer(response, model, path, watch)
     return openai_error(503, f"No replica could take the request ({last_error}).", "service_unavailable")

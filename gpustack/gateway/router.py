@@ -79,10 +79,23 @@ def make_router(prefix: str, include_in_schema: bool = True) -> APIRouter:
 routers = [make_router("/v1"), make_router("/v1-openai", include_in_schema=False)]
 
 
+_ERROR_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    429: "rate_limit_error",
+    503: "service_unavailable",
+}
+
+
 async def openai_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """Errors under /v1 use OpenAI's shape; elsewhere the API's own `{detail}`."""
     assert isinstance(exc, GPUStackError)
+    retry_after = getattr(exc, "retry_after", None)
+    headers = {"retry-after": str(retry_after)} if retry_after is not None else None
     if request.url.path.startswith("/v1"):
-        kind = "authentication_error" if exc.status_code == 401 else "invalid_request_error"
-        return openai_error(exc.status_code, exc.message, kind)
-    return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+        kind = _ERROR_TYPES.get(exc.status_code, "invalid_request_error")
+        response = openai_error(exc.status_code, exc.message, kind)
+    else:
+        response = JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+    response.headers.update(headers or {})
+    return response

@@ -8,7 +8,7 @@ from sqlmodel import select
 
 from gpustack.schemas.instances import InstanceState, ModelInstance
 from gpustack.schemas.models import Model
-from gpustack.schemas.workers import Worker, WorkerState
+from gpustack.schemas.workers import Worker, WorkerState, url_host
 from gpustack.server.db import Database
 
 
@@ -17,6 +17,8 @@ class Route:
     instance_id: int
     worker_name: str
     base_url: str  # e.g. http://10.0.0.2:10150/proxy/12
+    worker_url: str = ""  # e.g. http://10.0.0.2:10150
+    proxy_nonce: str = ""  # the worker's current proxy credential is derived from it
 
 
 @dataclass
@@ -54,8 +56,9 @@ class RoutingTable:
             worker = workers.get(inst.worker_id)
             if worker is None or worker.state != WorkerState.READY:
                 continue
-            url = f"http://{worker.ip or '127.0.0.1'}:{worker.port}/proxy/{inst.id}"
-            routes.setdefault(inst.model_id, []).append(Route(inst.id, worker.name, url))  # type: ignore[arg-type]
+            worker_url = f"http://{url_host(worker.ip)}:{worker.port}"
+            route = Route(inst.id, worker.name, f"{worker_url}/proxy/{inst.id}", worker_url, worker.proxy_nonce)  # type: ignore[arg-type]
+            routes.setdefault(inst.model_id, []).append(route)
         table = {}
         for model in models:
             old = self.models.get(model.name)

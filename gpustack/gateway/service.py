@@ -8,9 +8,11 @@ import httpx
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
+from gpustack.core.errors import InvalidError
 from gpustack.gateway.auth import Caller, CallerCache
 from gpustack.gateway.forward import forward, openai_error
-from gpustack.gateway.routing import ModelRoutes, RoutingTable
+from gpustack.gateway.health import WorkerHealth
+from gpustack.gateway.routing import ModelRoutes, Route, RoutingTable
 from gpustack.gateway.usage import UsageWatch, usage_watch
 from gpustack.server.db import Database
 from gpustack.server.security import proxy_credential
@@ -23,14 +25,19 @@ class Gateway:
     db: Database
     secret_key: bytes
     client: httpx.AsyncClient
+    first_byte_timeout: float = 5.0
     table: RoutingTable = field(default_factory=RoutingTable)
     callers: CallerCache = field(default_factory=CallerCache)
+    health: WorkerHealth = field(default_factory=WorkerHealth)
     _credentials: dict[str, str] = field(default_factory=dict)
 
-    def credential(self, worker_name: str) -> str:
-        if worker_name not in self._credentials:
-            self._credentials[worker_name] = proxy_credential(self.secret_key, worker_name)
-        return self._credentials[worker_name]
+    def credential(self, route: Route) -> str:
+        key = f"{route.worker_name}:{route.proxy_nonce}"
+        if key not in self._credentials:
+            if len(self._credentials) > 10_000:
+                self._credentials.clear()
+            self._credentials[key] = proxy_credential(self.secret_key, route.worker_name, route.proxy_nonce)
+        return self._credentials[key]
 
     async def ensure_fresh(self) -> None:
         if self.table.dirty:
@@ -54,6 +61,8 @@ def read_request(body: bytes, headers: dict[str, str]) -> tuple[str | None, Usag
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
+    except RecursionError:
+        raise InvalidError("The request body is JSON nested too deeply to parse.") from None
     if not isinstance(data, dict):
         return None
     headers["content-type"] = "application/json"
@@ -127,7 +136,7 @@ async def proxy_openai(gateway: Gateway, request: Request, caller: Caller, path:
     routes = entry.ordered()
     if not routes:
         return openai_error(503, f"No running replica of model '{name}' right now.", "service_unavailable")
-    credentials = {r.worker_name: gateway.credential(r.worker_name) for r in routes}
+    credentials = {r.worker_name: gateway.credential(r) for r in routes}
     return await forward(
         gateway.client,
         name,
@@ -137,5 +146,7 @@ async def proxy_openai(gateway: Gateway, request: Request, caller: Caller, path:
         body=body,
         headers=headers,
         credentials=credentials,
+        health=gateway.health,
+        first_byte_timeout=gateway.first_byte_timeout,
         watch=watch,
     )

@@ -1,8 +1,10 @@
 """ApiKey table and DTOs: only a hash of the secret is stored; the key is shown once."""
 
 from datetime import datetime
+from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import AliasChoices, BaseModel, field_validator
 from pydantic import Field as PField
 from sqlalchemy import Column, ForeignKey, Integer
 from sqlmodel import Field, SQLModel
@@ -14,6 +16,14 @@ from gpustack.schemas.common import (
     optional_datetime_field,
     updated_at_field,
 )
+
+
+class Scope(StrEnum):
+    """GPUStack's PermissionScope values."""
+
+    INFERENCE = "inference"  # the OpenAI routes under /v1
+    MANAGEMENT = "management"  # the management API under /v2, with the owner's rights
+    ALL = "*"  # both
 
 
 class ApiKeyBase(SQLModel):
@@ -29,6 +39,7 @@ class ApiKey(ApiKeyBase, table=True):
     __table_args__ = NO_ID_REUSE
     id: int | None = Field(default=None, primary_key=True)
     hashed_secret_key: str = Field(max_length=255)
+    scopes: str = Field(default=Scope.INFERENCE.value, max_length=64)  # comma-separated Scope values
     user_id: int = Field(
         sa_column=Column(Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False)
     )
@@ -41,13 +52,29 @@ class ApiKeyCreate(BaseModel):
     description: str | None = PField(default=None, max_length=2048)
     expires_in_seconds: int | None = PField(default=None, gt=0, le=10 * 365 * 24 * 3600)
     allowed_model_names: list[str] = []
+    scope: list[Scope] = PField(default=[Scope.INFERENCE], min_length=1, description="inference, management or *")
+
+    def stored_scopes(self) -> str:
+        """The `scopes` column: comma-separated, `*` spelled out."""
+        wanted = {Scope.INFERENCE, Scope.MANAGEMENT} if Scope.ALL in self.scope else set(self.scope)
+        return ",".join(sorted(s.value for s in wanted))
+
+
+def scopes_of(value: str) -> set[str]:
+    return {part for part in value.split(",") if part}
 
 
 class ApiKeyPublic(ApiKeyBase):
     id: int
     user_id: int
+    scope: list[Scope] = PField(validation_alias=AliasChoices("scope", "scopes"))
     created_at: datetime
     updated_at: datetime
+
+    @field_validator("scope", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return sorted(scopes_of(value)) if isinstance(value, str) else value
 
 
 class ApiKeyCreated(ApiKeyPublic):

@@ -23,6 +23,7 @@ class User(UserBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     hashed_password: str = Field(max_length=255)
     require_password_change: bool = False
+    session_epoch: int = 0  # raised on logout and password changes: older session cookies stop working
     created_at: datetime = created_at_field()
     updated_at: datetime = updated_at_field()
 
@@ -53,5 +54,5 @@ class UserPublic(UserBase):
 
 
 class LoginRequest(BaseModel):
-    username: str
-    password: str
+    username: str = PField(max_length=255)
+    password: str = PField(max_length=1024)

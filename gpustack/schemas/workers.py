@@ -1,10 +1,12 @@
 """Worker table and DTOs: registration, status with GPU devices, liveness state."""
 
+import ipaddress
+import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 from pydantic import Field as PField
 from sqlmodel import Field, SQLModel
 
@@ -95,18 +97,51 @@ class Worker(WorkerBase, table=True):
     heartbeat_time: datetime | None = optional_datetime_field()
     status: dict[str, Any] | None = nullable_json_field()
     credential_hash: str = Field(default="", max_length=255)
+    # hash of the secret a worker must present to register again under its name (rotated each time)
+    registration_secret_hash: str = Field(default="", max_length=255)
+    proxy_nonce: str = Field(default="", max_length=64)  # part of the proxy credential, rotated likewise
     created_at: datetime = created_at_field()
     updated_at: datetime = updated_at_field()
 
 
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+
+
+def check_address(value: str | None) -> str | None:
+    """An IP address or a DNS host name, nothing else: it goes into URLs the server requests."""
+    if not value:
+        return value
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    if not _HOSTNAME.match(value):
+        raise ValueError("must be an IP address or a host name (letters, digits, '-' and '.')")
+    return value
+
+
+def url_host(address: str) -> str:
+    """The host part of a URL for an address (IPv6 in brackets); loopback when none is known."""
+    if not address:
+        return "127.0.0.1"
+    return f"[{address}]" if ":" in address else address
+
+
+WorkerAddress = Annotated[str, PField(default="", max_length=255), AfterValidator(check_address)]
+
+
 class WorkerRegister(BaseModel):
-    """Sent by a worker with the cluster token; answered with a per-worker credential."""
+    """Sent by a worker with the cluster token; answered with a per-worker credential. A worker that
+    registered before presents the secret it got then, so no other machine can take over its name."""
 
     name: str = PField(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     labels: dict[str, str] = {}
-    ip: str = PField(default="", max_length=255)
+    ip: WorkerAddress = ""
     port: int = PField(default=0, ge=0, le=65535)
     status: WorkerStatus | None = None
+    secret: str | None = PField(default=None, max_length=128)
 
 
 class WorkerRegistered(BaseModel):
@@ -114,6 +149,7 @@ class WorkerRegistered(BaseModel):
     name: str
     credential: str  # the worker's own API credential
     proxy_credential: str  # what the server presents to the worker's proxy
+    secret: str = ""  # present it on the next registration; replaced each time
 
 
 class WorkerUpdate(BaseModel):
@@ -124,7 +160,7 @@ class WorkerStatusReport(BaseModel):
     """Heartbeat payload from the worker itself."""
 
     status: WorkerStatus
-    ip: str | None = PField(default=None, max_length=255)
+    ip: Annotated[str | None, PField(default=None, max_length=255), AfterValidator(check_address)] = None
     port: int | None = PField(default=None, ge=0, le=65535)
 
 

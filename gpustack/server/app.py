@@ -10,16 +10,20 @@ from gpustack import __version__
 from gpustack.config import Config
 from gpustack.core.tasks import TaskGroup
 from gpustack.gateway.router import routers as openai_routers
+from gpustack.schemas.api_keys import ApiKeyPublic
 from gpustack.schemas.instances import ModelInstancePublic
 from gpustack.schemas.model_files import ModelFilePublic
 from gpustack.schemas.models import ModelPublic
+from gpustack.schemas.users import UserPublic
 from gpustack.schemas.workers import WorkerPublic
-from gpustack.server.db import Database
+from gpustack.server.db import Database, create_private_sqlite_file
 from gpustack.server.errors import install_error_handlers
 from gpustack.server.events import EventBus
+from gpustack.server.limits import BodyLimitMiddleware
 from gpustack.server.migrate import run_migrations
 from gpustack.server.routers import api_keys, auth, health, instances, model_files, models, ui, users, workers
 from gpustack.server.services.users import bootstrap_admin
+from gpustack.server.throttle import LoginThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +37,8 @@ def _make_bus() -> EventBus:
     bus.register("models", ModelPublic)
     bus.register("model_instances", ModelInstancePublic)
     bus.register("model_files", ModelFilePublic)
+    bus.register("users", UserPublic)  # no watch route: the gateway drops cached credentials on changes
+    bus.register("api_keys", ApiKeyPublic)
     return bus
 
 
@@ -48,6 +54,7 @@ def create_app(config: Config, start_hooks: list[StartHook] | None = None) -> Fa
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         db = app.state.db
+        create_private_sqlite_file(db.url)
         await run_migrations(db.engine)
         async with db.session() as session:
             await bootstrap_admin(session=session, password=config.bootstrap_password, data_dir=config.data_dir)
@@ -70,6 +77,8 @@ def create_app(config: Config, start_hooks: list[StartHook] | None = None) -> Fa
     app.state.token = config.ensure_token()
     app.state.secret_key = config.secret_key()
     app.state.ready = False
+    app.state.login_throttle = LoginThrottle()
+    app.add_middleware(BodyLimitMiddleware, openai_limit=config.openai_max_body_mib << 20)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(auth.router)

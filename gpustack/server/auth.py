@@ -10,20 +10,21 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpustack.core.errors import ForbiddenError, UnauthorizedError
-from gpustack.schemas.api_keys import ApiKey
+from gpustack.schemas.api_keys import ApiKey, Scope
 from gpustack.schemas.users import User
 from gpustack.schemas.workers import Worker
-from gpustack.server.security import WORKER_PREFIX, verify_session
+from gpustack.server.security import WORKER_PREFIX
 from gpustack.server.services import api_keys as api_key_service
 from gpustack.server.services import users as user_service
 from gpustack.server.services import workers as worker_service
 
 SESSION_COOKIE = "gpustack_session"
-SESSION_TTL_SECONDS = 7 * 24 * 3600
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.db.session() as session:
+    db = request.app.state.db
+    async with db.session() as session:
+        await db.check_recovered(session)
         yield session
 
 
@@ -41,7 +42,11 @@ class Principal:
         return bool(self.user and self.user.is_admin)
 
 
-async def _from_header(session: AsyncSession, header: str) -> Principal:
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def _from_header(request: Request, session: AsyncSession, header: str) -> Principal:
     scheme, _, value = header.partition(" ")
     value = value.strip()
     if scheme.lower() == "bearer":
@@ -54,18 +59,27 @@ async def _from_header(session: AsyncSession, header: str) -> Principal:
             username, _, password = base64.b64decode(value).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             raise UnauthorizedError("malformed Basic credentials") from None
-        return Principal(user=await user_service.authenticate(session=session, username=username, password=password))
+        user = await user_service.authenticate(
+            session=session,
+            username=username,
+            password=password,
+            throttle=request.app.state.login_throttle,
+            address=client_address(request),
+        )
+        return Principal(user=user)
     raise UnauthorizedError(f"unsupported authorization scheme '{scheme}'")
 
 
 async def get_principal(request: Request, session: SessionDep) -> Principal:
     header = request.headers.get("authorization")
     if header:
-        return await _from_header(session, header)
+        principal = await _from_header(request, session, header)
+        if principal.api_key is not None and request.url.path.startswith("/v2/"):
+            api_key_service.require_scope(principal.api_key, Scope.MANAGEMENT)
+        return principal
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
-        user_id = verify_session(request.app.state.secret_key, cookie)
-        user = await session.get(User, user_id) if user_id is not None else None
+        user = await user_service.session_user(session=session, secret_key=request.app.state.secret_key, cookie=cookie)
         if user is not None:
             return Principal(user=user)
     raise UnauthorizedError("authentication required")

@@ -1,12 +1,18 @@
-"""Maps domain, validation and database-data errors to clear 4xx answers in one place."""
+"""Maps domain, validation and database errors to clear HTTP answers in one place."""
+
+import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
-from gpustack.core.errors import GPUStackError
+from gpustack.core.errors import GPUStackError, NotFoundError
+from gpustack.gateway.forward import openai_error
 from gpustack.gateway.router import openai_error_handler
+
+logger = logging.getLogger(__name__)
 
 
 async def _validation_handler(_request: Request, exc: Exception) -> JSONResponse:
@@ -26,17 +32,38 @@ def _is_data_error(exc: DBAPIError) -> bool:
     return False
 
 
-async def _db_error_handler(_request: Request, exc: Exception) -> JSONResponse:
-    """A value the database cannot store (e.g. a NUL character on PostgreSQL) is the client's error;
-    anything else (connection loss, ...) stays a server error."""
-    assert isinstance(exc, DBAPIError)
-    if not _is_data_error(exc):
-        return JSONResponse({"detail": "database error"}, status_code=500)
-    reason = str(exc.orig).splitlines()[0][:300]
-    return JSONResponse({"detail": f"a value could not be stored: {reason}"}, status_code=400)
+def _answer(request: Request, status: int, message: str, err_type: str) -> JSONResponse:
+    if request.url.path.startswith("/v1"):
+        return openai_error(status, message, err_type)
+    return JSONResponse({"detail": message}, status_code=status)
+
+
+async def _db_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """A value the database cannot store (e.g. a NUL character on PostgreSQL) is the client's error; any
+    other database error (connection lost, server down...) is an outage: 503, logged once per outage."""
+    if isinstance(exc, DBAPIError) and _is_data_error(exc):
+        reason = str(exc.orig).splitlines()[0][:300]
+        return _answer(request, 400, f"a value could not be stored: {reason}", "invalid_request_error")
+    request.app.state.db.outage(exc)
+    message = "the database is unavailable; try again shortly (the server keeps retrying)"
+    return _answer(request, 503, message, "service_unavailable")
+
+
+async def _deleted_meanwhile(request: Request, _exc: Exception) -> JSONResponse:
+    """The row was deleted by another request between being read and being written."""
+    return await openai_error_handler(request, NotFoundError("the resource was deleted by another request"))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """Last resort: a short message in the route family's error shape (the traceback is logged)."""
+    return _answer(request, 500, "internal server error; see the server log", "server_error")
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(GPUStackError, openai_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(DBAPIError, _db_error_handler)
+    app.add_exception_handler(ConnectionError, _db_error_handler)  # asyncpg's refused connect is not wrapped
+    app.add_exception_handler(StaleDataError, _deleted_meanwhile)
+    app.add_exception_handler(ObjectDeletedError, _deleted_meanwhile)
+    app.add_exception_handler(Exception, _unexpected)

@@ -78,7 +78,9 @@ class WorkerAgent:
         self.server_url = server_url.rstrip("/")
         self.name = config.worker_name or socket.gethostname()
         self.ip = config.worker_ip or ""
-        self.client = ServerClient(self.server_url, config.token, self._registration)
+        self.client = ServerClient(
+            self.server_url, config.token, self._registration, secret_path=config.data_dir / "worker_secret"
+        )
         self.serve = ServeLoop(config, self.client, self.name, options)
         self._tasks = TaskGroup()
         self._socket: socket.socket | None = None

@@ -3,7 +3,9 @@
 import asyncio
 import json
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -74,13 +76,44 @@ def _parse_event(line: str) -> tuple[str, dict[str, Any] | None]:
 PayloadFactory = Callable[[], Awaitable[WorkerRegister]]
 
 
+def _read_secret(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def _write_secret(path: Path, secret: str) -> None:
+    """Atomically (temp file, fsync, rename), readable by the worker's user only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secret + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
 class ServerClient:
     """One pooled AsyncClient; keeps the worker credential in memory and re-registers on a 401."""
 
-    def __init__(self, base_url: str, token: str, payload: PayloadFactory, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        payload: PayloadFactory,
+        timeout: float = 30.0,
+        secret_path: Path | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self._token = token
         self._payload = payload
+        # the registration secret: proves on the next registration that this worker owns its name
+        self._secret_path = secret_path
+        self._secret = _read_secret(secret_path)
         self._http = httpx.AsyncClient(base_url=self.base_url, timeout=httpx.Timeout(timeout, connect=5.0))
         self._registration: WorkerRegistered | None = None
         self._register_lock = asyncio.Lock()
@@ -111,11 +144,14 @@ class ServerClient:
 
     async def register(self) -> WorkerRegistered:
         """POST /v2/workers/register with the cluster token; the new credential replaces the old."""
-        payload = await self._payload()
+        payload = (await self._payload()).model_copy(update={"secret": self._secret})
         response = _check(
             await self._send("POST", "/v2/workers/register", self._token, json=payload.model_dump(mode="json"))
         )
         self._registration = WorkerRegistered.model_validate(response.json())
+        self._secret = self._registration.secret or None
+        if self._secret_path is not None and self._secret:
+            _write_secret(self._secret_path, self._secret)
         logger.info("registered as worker '%s' (id %d)", self._registration.name, self._registration.id)
         return self._registration
 

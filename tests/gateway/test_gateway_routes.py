@@ -265,6 +265,14 @@ def test_invalid_json_is_an_openai_400_that_leaks_nothing(gw: Gw) -> None:
     assert len(gw.engine.seen) == before, "invalid bodies never reach an engine"
 
 
+@pytest.mark.parametrize("depth", [1000, 100_000])
+def test_deeply_nested_json_is_400_not_500(gw: Gw, depth: int) -> None:
+    body = b'{"model": "gw-chat", "x": ' + b"[" * depth + b"]" * depth + b"}"
+    with gw.client(gw.key) as client:
+        r = client.post(CHAT, content=body, headers={"content-type": "application/json"})
+    assert "nested too deeply" in _error(r, 400, "invalid_request_error")
+
+
 def test_key_limited_to_other_models_is_403(gw: Gw) -> None:
     message = _error(gw.chat("gw-idle", key=gw.limited_key), 403, "permission_error")
     assert "gw-idle" in message
@@ -470,3 +478,41 @@ def test_v1_openai_alias_serves_the_same_api(gw: Gw) -> None:
         assert r.status_code == 200 and r.json()["model"] == "gw-chat", r.text
     seen = gw.engine.seen[-1]
     assert seen["path"].endswith("/v1/chat/completions")
+
+
+def _user_key(gw: Gw, **fields: object) -> tuple[dict[str, Any], str]:
+    """A new user with an API key of their own."""
+    username = f"gw-user-{time.monotonic_ns()}"
+    with gw.server.admin() as admin:
+        user = admin.post("/v2/users", json={"username": username, "password": "pw-123456"}).json()
+    with gw.server.client(auth=(username, "pw-123456")) as own:
+        r = own.post("/v2/api-keys", json={"name": "k", **fields})
+    assert r.status_code == 201, r.text
+    return user, r.json()
+
+
+def test_deleted_keys_and_users_stop_working_at_once(gw: Gw) -> None:
+    user, key = _user_key(gw)
+    assert gw.chat("gw-chat", key=key["value"]).status_code == 200  # now cached
+    with gw.server.admin() as admin:
+        assert admin.delete(f"/v2/api-keys/{key['id']}").status_code == 204
+    _error(gw.chat("gw-chat", key=key["value"]), 401, "authentication_error")
+
+    user, key = _user_key(gw)
+    assert gw.chat("gw-chat", key=key["value"]).status_code == 200
+    with gw.server.admin() as admin:
+        assert admin.delete(f"/v2/users/{user['id']}").status_code == 204
+    _error(gw.chat("gw-chat", key=key["value"]), 401, "authentication_error")
+
+
+def test_an_expiring_key_stops_working_when_it_expires(gw: Gw) -> None:
+    _, key = _user_key(gw, expires_in_seconds=2)
+    assert gw.chat("gw-chat", key=key["value"]).status_code == 200  # cached, but not past its expiry
+    time.sleep(3.1)
+    assert "expired" in _error(gw.chat("gw-chat", key=key["value"]), 401, "authentication_error")
+
+
+def test_a_management_only_key_is_refused_on_v1(gw: Gw) -> None:
+    _, key = _user_key(gw, scope=["management"])
+    message = _error(gw.chat("gw-chat", key=key["value"]), 403, "permission_error")
+    assert "'inference' scope" in message

@@ -47,7 +47,8 @@ def admin_key(server: RunningServer) -> str:
     """An admin API key, created once per server: Basic auth runs scrypt on every request, a key does not."""
     if server.url not in _admin_keys:
         with server.admin() as admin:
-            response = admin.post("/v2/api-keys", json={"name": unique("tests-server-admin")})
+            body = {"name": unique("tests-server-admin"), "scope": ["inference", "management"]}
+            response = admin.post("/v2/api-keys", json=body)
         assert response.status_code == 201, response.text
         _admin_keys[server.url] = response.json()["value"]
     return _admin_keys[server.url]

@@ -41,7 +41,8 @@ def _basic(username: str, password: str) -> dict[str, str]:
 
 
 def _new_key(client: httpx.Client, **fields: object) -> dict[str, object]:
-    response = client.post("/v2/api-keys", json={"name": unique("key"), **fields})
+    """A key for the management API (these tests use keys on /v2)."""
+    response = client.post("/v2/api-keys", json={"name": unique("key"), "scope": ["management"], **fields})
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]
 
@@ -380,3 +381,24 @@ def test_bearer_and_basic_headers_win_over_a_valid_cookie(server: RunningServer)
         assert browser.post("/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}).is_success
         assert browser.get("/v2/users/me", headers=bearer("gpustack_bad_key")).status_code == 401
         assert browser.get("/v2/users/me").status_code == 200
+
+
+def test_new_api_keys_are_for_inference_only_unless_asked(server: RunningServer, api: httpx.Client) -> None:
+    default = api.post("/v2/api-keys", json={"name": unique("key")})
+    assert default.status_code == 201 and default.json()["scope"] == ["inference"]
+    with client_with(server, default.json()["value"]) as keyed:
+        refused = keyed.get("/v2/models")
+        assert refused.status_code == 403 and "'management' scope" in refused.json()["detail"]
+        assert keyed.post("/v2/models", json={"name": unique("m"), "local_path": "/x"}).status_code == 403
+    both = _new_key(api, scope=["inference", "management"])
+    assert both["scope"] == ["inference", "management"]
+    with client_with(server, str(both["value"])) as keyed:
+        assert keyed.get("/v2/models").status_code == 200
+    listed = {k["id"]: k["scope"] for k in api.get("/v2/api-keys", params={"per_page": 1000}).json()["items"]}
+    assert listed[default.json()["id"]] == ["inference"]
+    assert _new_key(api, scope=["*"])["scope"] == ["inference", "management"]  # GPUStack's wildcard
+
+
+@pytest.mark.parametrize("scope", [[], ["admin"], "management"], ids=["empty", "unknown", "not-a-list"])
+def test_bad_api_key_scopes_are_422(api: httpx.Client, scope: object) -> None:
+    assert api.post("/v2/api-keys", json={"name": unique("key"), "scope": scope}).status_code == 422

@@ -1,5 +1,6 @@
 """/v2/models over real HTTP on every database backend: create, validation, listing, update, delete."""
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,6 +11,7 @@ from sqlalchemy import select
 from gpustack.schemas.instances import ModelInstance
 from tests.server.api_test_helpers import (
     admin_client,
+    admin_key,
     create_model,
     insert_instance,
     sync_engine,
@@ -316,3 +318,85 @@ def test_delete_cascades_to_the_models_instances_only(server: RunningServer, api
         instances = ModelInstance.metadata.tables["model_instances"]
         left = conn.execute(select(instances.c.id).where(instances.c.model_id == doomed["id"])).all()
     assert left == []
+
+
+def test_a_patch_racing_a_delete_is_404_not_500(server: RunningServer, api: httpx.Client) -> None:
+    """The DELETE commits between the PATCH reading the row and writing it: a hook on the server's own
+    flush deletes the row through another connection at exactly that moment."""
+    from sqlalchemy import event, text
+    from sqlalchemy.orm import Session
+
+    from gpustack.schemas.models import Model
+
+    model = create_model(api)
+
+    def delete_first(session: Session, _ctx: object, _instances: object) -> None:
+        if any(isinstance(o, Model) and o.id == model["id"] for o in session.dirty):
+            with sync_engine(server).begin() as other:
+                other.execute(text("DELETE FROM models WHERE id = :id"), {"id": model["id"]})
+
+    event.listen(Session, "before_flush", delete_first)
+    try:
+        response = api.patch(f"/v2/models/{model['id']}", json={"replicas": 3})
+    finally:
+        event.remove(Session, "before_flush", delete_first)
+    assert response.status_code == 404, response.text
+    assert "deleted" in response.json()["detail"]
+    assert api.get(f"/v2/models/{model['id']}").status_code == 404
+
+
+def _user_key(server: RunningServer, api: httpx.Client) -> str:
+    """A management key of a new non-admin user."""
+    from tests.server.api_test_helpers import create_user
+
+    user = create_user(api, password="pw-123456")
+    with server.client(auth=(user["username"], "pw-123456")) as own:
+        response = own.post("/v2/api-keys", json={"name": unique("k"), "scope": ["management"]})
+    assert response.status_code == 201, response.text
+    return str(response.json()["value"])
+
+
+def test_model_secrets_are_masked_for_everyone_but_admins_and_the_workers_running_it(
+    server: RunningServer, api: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gpustack.server.services import watch as watch_service
+    from tests.server.api_test_helpers import client_with, register_worker, watching
+
+    monkeypatch.setattr(watch_service, "HEARTBEAT_SECONDS", 0.1)  # so the watch reader stops promptly
+
+    secret_env = {"HF_TOKEN": "hf_topsecret", "LANG": "C"}
+    model = create_model(api, env=secret_env, backend_parameters=["--api-key=sk-topsecret", "--ctx-size=512"])
+    assert api.get(f"/v2/models/{model['id']}").json()["env"] == secret_env  # admins see it whole
+    running, idle = register_worker(server), register_worker(server)
+    insert_instance(server, model_id=model["id"], worker_id=running["id"])
+    user_key = _user_key(server, api)
+    with client_with(server, running["credential"]) as worker:
+        assert worker.get(f"/v2/models/{model['id']}").json()["env"] == secret_env  # needs it to launch
+    for credential in (user_key, idle["credential"]):
+        with client_with(server, credential) as viewer:
+            one = viewer.get(f"/v2/models/{model['id']}").json()
+            listed = [m for m in viewer.get("/v2/models", params={"per_page": 1000}).json()["items"]]
+        for seen in (one, next(m for m in listed if m["id"] == model["id"])):
+            assert seen["env"] == {"HF_TOKEN": "******", "LANG": "C"}
+            assert seen["backend_parameters"] == ["--api-key=******", "--ctx-size=512"]
+        assert "topsecret" not in json.dumps(listed)
+    with watching(server, user_key, "/v2/models") as stream:
+        created = stream.wait_for(lambda ev: ev["type"] == "created" and ev["data"]["id"] == model["id"])
+    assert created["data"]["env"]["HF_TOKEN"] == "******"
+
+
+def test_instance_logs_are_for_admins_and_the_worker_running_it(server: RunningServer, api: httpx.Client) -> None:
+    from tests.server.api_test_helpers import client_with, register_worker
+
+    model = create_model(api)
+    owner, other = register_worker(server), register_worker(server)
+    instance = insert_instance(server, model_id=model["id"], worker_id=owner["id"])
+    for credential in (_user_key(server, api), other["credential"]):
+        with client_with(server, credential) as outsider:
+            refused = outsider.get(f"/v2/model-instances/{instance}/logs")
+        assert refused.status_code == 403, refused.text
+    # admins and the owning worker get past the check (the registered worker does not listen: 503)
+    for credential in (admin_key(server), owner["credential"]):
+        with client_with(server, credential) as allowed:
+            response = allowed.get(f"/v2/model-instances/{instance}/logs")
+        assert response.status_code == 503 and "cannot reach the worker" in response.json()["detail"]

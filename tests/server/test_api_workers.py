@@ -134,10 +134,11 @@ def test_worker_credential_scope(server: RunningServer, api: httpx.Client, worke
 def test_reregistering_rotates_the_credential(server: RunningServer, api: httpx.Client) -> None:
     name = unique("worker")
     first = register_worker(server, name)
-    second = register_worker(server, name, labels={"after": "restart"})
+    second = register_worker(server, name, labels={"after": "restart"}, secret=first["secret"])
     assert second["id"] == first["id"]
     assert second["credential"] != first["credential"]
-    assert second["proxy_credential"] == first["proxy_credential"]  # derived from the name and the server key
+    assert second["proxy_credential"] != first["proxy_credential"]
+    assert second["secret"] != first["secret"] and len(second["secret"]) >= 32
     with client_with(server, first["credential"]) as old:
         rejected = old.get("/v2/models")
         assert rejected.status_code == 401 and rejected.json()["detail"] == "invalid worker credential"
@@ -367,3 +368,40 @@ def test_model_file_reports_never_duplicate_rows(server: RunningServer, api: htt
     assert merged.json()["id"] == mine[0]["id"] and merged.json()["download_progress"] == 100.0
     listed = api.get("/v2/model-files", params={"worker_id": registered["id"]}).json()["items"]
     assert [f["id"] for f in listed if f["source_key"] == key] == [mine[0]["id"]]
+
+
+def _register_raw(server: RunningServer, **body: object) -> httpx.Response:
+    with server.client() as anonymous:
+        return anonymous.post("/v2/workers/register", json=body, headers=bearer(server.token))
+
+
+def test_a_name_cannot_be_taken_over_without_its_secret(server: RunningServer, api: httpx.Client) -> None:
+    """The cluster token alone must not hand out an existing worker's credentials."""
+    name = unique("worker")
+    first = register_worker(server, name)
+    second = register_worker(server, name, secret=first["secret"])
+    for secret in (None, "guess", first["secret"]):  # none, a wrong one, and one already rotated away
+        body = {"name": name, **({"secret": secret} if secret else {})}
+        refused = _register_raw(server, **body)
+        assert refused.status_code == 403, refused.text
+        assert "--worker-name" in refused.json()["detail"] and second["credential"] not in refused.text
+    with client_with(server, second["credential"]) as still_valid:
+        assert still_valid.post("/v2/workers/me/status", json={"status": STATUS}).status_code == 200
+    # once an admin deletes the worker, the name is free again
+    assert api.delete(f"/v2/workers/{second['id']}").status_code == 204
+    assert _register_raw(server, name=name).status_code == 200
+
+
+@pytest.mark.parametrize("address", ["10.0.0.1/evil", "user@host", "host:80", "a b", "-x", "é.example", "x" * 300])
+def test_worker_addresses_must_be_an_ip_or_a_host_name(server: RunningServer, address: str) -> None:
+    assert _register_raw(server, name=unique("worker"), ip=address).status_code == 422
+    registered = register_worker(server)
+    with client_with(server, registered["credential"]) as client:
+        report = client.post("/v2/workers/me/status", json={"status": STATUS, "ip": address})
+    assert report.status_code == 422
+
+
+@pytest.mark.parametrize("address", ["10.0.0.7", "fd00::7", "gpu-node-7.cluster.local"])
+def test_valid_worker_addresses_are_kept(server: RunningServer, api: httpx.Client, address: str) -> None:
+    registered = register_worker(server, ip=address)
+    assert api.get(f"/v2/workers/{registered['id']}").json()["ip"] == address

@@ -73,3 +73,33 @@ async def test_migrations_match_the_models(backend: str, tmp_path: Path) -> None
             assert again["revision"] == head and again["diffs"] == []
         finally:
             await engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_keys_from_before_scopes_keep_both_scopes(backend: str, tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    with temporary_database(backend, tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            await run_migrations(engine, "0001")
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        "INSERT INTO users (username, is_admin, hashed_password, require_password_change, "
+                        "created_at, updated_at) VALUES ('u', true, 'x', false, '2026-01-01', '2026-01-01')"
+                    )
+                )
+                await conn.execute(
+                    text(
+                        "INSERT INTO api_keys (name, access_key, allowed_model_names, hashed_secret_key, user_id, "
+                        "created_at, updated_at) VALUES ('k', 'a', '[]', 'h', 1, '2026-01-01', '2026-01-01')"
+                    )
+                )
+            await run_migrations(engine)
+            async with engine.connect() as conn:
+                scopes = (await conn.execute(text("SELECT scopes FROM api_keys"))).scalar_one()
+                epoch = (await conn.execute(text("SELECT session_epoch FROM users"))).scalar_one()
+            assert scopes == "inference,management" and epoch == 0
+        finally:
+            await engine.dispose()

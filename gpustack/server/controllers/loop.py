@@ -22,14 +22,21 @@ async def reconcile_forever(
     """Calls `reconcile` every `period` seconds or when `kinds` change; a failed pass is logged and retried."""
     wake = asyncio.Event()
     watchers = [asyncio.create_task(_forward(bus, kind, wake)) for kind in kinds] if bus else []
+    failing: str | None = None  # the error of the failing streak, logged with its traceback only once
     try:
         while True:
             try:
                 await reconcile()
+                if failing is not None:
+                    logger.warning("reconcile passes of %s succeed again", name)
+                    failing = None
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.exception("reconcile pass of %s failed", name)
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                if error != failing:
+                    logger.exception("reconcile pass of %s failed (repeats are not logged)", name)
+                failing = error
             if await wait_event(wake, period):
                 await asyncio.sleep(debounce)
     finally:

@@ -7,13 +7,14 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from gpustack.scheduler.estimate.gguf import estimate_gguf
 from gpustack.scheduler.scheduler import apply_claim, schedule
-from gpustack.scheduler.types import Candidate, ResourceEstimate
+from gpustack.scheduler.types import Candidate, ResourceEstimate, WorkerSnapshot
 from gpustack.schemas.instances import ComputedResourceClaim, InstanceState, ModelInstance
 from gpustack.schemas.models import BackendEnum, Model, SourceEnum
 from gpustack.schemas.workers import Worker
@@ -68,8 +69,38 @@ def estimate_key(model: Model) -> tuple[object, ...]:
     )
 
 
+@dataclass(frozen=True)
+class Cluster:
+    """What one pass places against: worker snapshots, instances per (model, worker), worker IPs."""
+
+    snapshots: tuple[WorkerSnapshot, ...]
+    per_model: Counter[tuple[int, int | None]]
+    ips: dict[int | None, str]
+
+    def mine(self, model_id: int) -> dict[int, int]:
+        return {w: n for (m, w), n in self.per_model.items() if m == model_id and w is not None}
+
+
+async def _cluster(session: AsyncSession) -> Cluster:
+    workers = (await session.execute(select(Worker).order_by(col(Worker.id)))).scalars().all()
+    placed_stmt = select(ModelInstance).where(col(ModelInstance.worker_id).is_not(None))
+    placed = (await session.execute(placed_stmt)).scalars().all()
+    return Cluster(
+        snapshots=worker_snapshots(workers, placed),
+        per_model=Counter((i.model_id, i.worker_id) for i in placed),
+        ips={w.id: w.ip for w in workers},
+    )
+
+
+def _decision_key(model: Model, cluster_print: int, mine: dict[int, int]) -> tuple[object, ...]:
+    """Everything schedule() decides on for an instance of `model`: while it is unchanged, a refused
+    instance would be refused again, so the pass skips it."""
+    return (cluster_print, repr(model_snapshot(model)), estimate_key(model), tuple(sorted(mine.items())))
+
+
 class SchedulingController:
-    """Keeps an estimate cache per model spec; one pass places every pending instance it can.
+    """Keeps an estimate cache per model spec, and remembers refusals: a pass evaluates only pending
+    instances that are new or whose model or cluster changed since they were refused.
 
     A model whose estimate or placement fails (an unreadable local_path, a corrupt file...) only keeps its
     own instances pending with the reason; every other model is still scheduled.
@@ -79,6 +110,7 @@ class SchedulingController:
         self.db = db
         self._cache: dict[tuple[object, ...], Estimated] = {}
         self._failed: dict[tuple[object, ...], tuple[str, float]] = {}  # key -> (reason, when)
+        self._refused: dict[int, tuple[object, ...]] = {}  # instance id -> decision key of its refusal
 
     async def _estimates(self, models: dict[int, Model]) -> tuple[dict[int, Estimated], dict[int, str]]:
         """Estimates per model id, and the reasons of the models that could not be estimated."""
@@ -111,18 +143,33 @@ class SchedulingController:
         """pending → analyzing (while a model's estimate is computed) → scheduled, or back to pending with
         the refusal's reasons."""
         async with self.db.session() as session:
-            stmt = select(ModelInstance).where(col(ModelInstance.state).in_(_SCHEDULABLE))
-            pending = (await session.execute(stmt)).scalars().all()
+            stmt = select(ModelInstance.id, ModelInstance.model_id).where(col(ModelInstance.state).in_(_SCHEDULABLE))
+            pending = (await session.execute(stmt)).all()
+            still = {row[0] for row in pending}
+            self._refused = {i: k for i, k in self._refused.items() if i in still}
             if not pending:
                 return
-            ids = {i.model_id for i in pending}
+            ids = {row[1] for row in pending}
             rows = (await session.execute(select(Model).where(col(Model.id).in_(ids)))).scalars()
             models = {m.id: m for m in rows if m.id is not None}
-            await self._mark_analyzing(session, pending, models)
+            todo = await self._worth_evaluating(session, pending, models)
+            if not todo:
+                return
+            loaded = (await session.execute(select(ModelInstance).where(col(ModelInstance.id).in_(todo)))).scalars()
+            await self._mark_analyzing(session, loaded.all(), models)
         estimates, failed = await self._estimates(models)
         async with self.db.session() as session:
-            await self._place_all(session, [i.id for i in pending if i.id is not None], models, estimates, failed)
+            refusals = await self._place_all(session, todo, models, estimates, failed)
             await session.commit()
+        self._refused.update(refusals)  # only once the refusals are stored
+
+    async def _worth_evaluating(
+        self, session: AsyncSession, pending: Sequence[Any], models: dict[int, Model]
+    ) -> list[int]:
+        cluster = await _cluster(session)
+        cluster_print = hash(repr(cluster.snapshots))
+        keys = {mid: _decision_key(m, cluster_print, cluster.mine(mid)) for mid, m in models.items()}
+        return sorted(iid for iid, mid in pending if mid in models and self._refused.get(iid) != keys[mid])
 
     async def _mark_analyzing(
         self, session: AsyncSession, pending: Sequence[ModelInstance], models: dict[int, Model]
@@ -142,14 +189,12 @@ class SchedulingController:
         models: dict[int, Model],
         estimates: dict[int, Estimated],
         failed: dict[int, str],
-    ) -> None:
-        workers = (await session.execute(select(Worker).order_by(col(Worker.id)))).scalars().all()
-        placed_stmt = select(ModelInstance).where(col(ModelInstance.worker_id).is_not(None))
-        placed = (await session.execute(placed_stmt)).scalars().all()
-        snapshots = worker_snapshots(workers, placed)
-        per_model = Counter((i.model_id, i.worker_id) for i in placed)
-        ips = {w.id: w.ip for w in workers}
-        for instance_id in sorted(instance_ids):
+    ) -> dict[int, tuple[object, ...]]:
+        """Places what fits; returns the decision key of each refusal (not of failures, which are retried)."""
+        cluster = await _cluster(session)
+        snapshots, per_model = cluster.snapshots, cluster.per_model
+        refused: list[tuple[int, Model]] = []
+        for instance_id in instance_ids:
             row = await session.get(ModelInstance, instance_id)
             model = models.get(row.model_id) if row is not None else None
             if row is None or model is None or row.state not in _SCHEDULABLE:
@@ -158,7 +203,7 @@ class SchedulingController:
                 _refuse(row, failed[row.model_id])
                 continue
             est = estimates[row.model_id]
-            mine = {w: n for (m, w), n in per_model.items() if m == row.model_id and w is not None}
+            mine = Cluster(snapshots, per_model, {}).mine(row.model_id)
             try:
                 result = schedule(model_snapshot(model), est.estimate, snapshots, model_instances_per_worker=mine)
             except Exception as exc:  # per-instance boundary: the next instances are still placed
@@ -166,11 +211,16 @@ class SchedulingController:
                 _refuse(row, f"scheduling failed: {exc}")
                 continue
             if isinstance(result, Candidate):
-                _place(row, result, ips.get(result.worker_id), est)
+                _place(row, result, cluster.ips.get(result.worker_id), est)
                 snapshots = apply_claim(snapshots, result)
                 per_model[(row.model_id, result.worker_id)] += 1
             else:
                 _refuse(row, result.message)
+                refused.append((instance_id, model))
+        # placing later instances only took capacity, so the earlier refusals hold for the final state
+        final = Cluster(snapshots, per_model, {})
+        cluster_print = hash(repr(final.snapshots))
+        return {iid: _decision_key(m, cluster_print, final.mine(m.id)) for iid, m in refused}  # type: ignore[arg-type]
 
 
 def _estimate_failure(model: Model, exc: Exception) -> str:

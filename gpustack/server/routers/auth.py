@@ -3,8 +3,7 @@
 from fastapi import APIRouter, Request, Response
 
 from gpustack.schemas.users import LoginRequest, User, UserPublic
-from gpustack.server.auth import SESSION_COOKIE, SESSION_TTL_SECONDS, SessionDep
-from gpustack.server.security import sign_session
+from gpustack.server.auth import SESSION_COOKIE, SessionDep, client_address
 from gpustack.server.services import users as service
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -12,14 +11,31 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 @router.post("/login", response_model=UserPublic)
 async def login(data: LoginRequest, request: Request, response: Response, session: SessionDep) -> User:
-    user = await service.authenticate(session=session, username=data.username, password=data.password)
-    token = sign_session(request.app.state.secret_key, user.id, SESSION_TTL_SECONDS)  # type: ignore[arg-type]
-    response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_TTL_SECONDS, httponly=True, samesite="lax", path="/")
+    user, token = await service.login(
+        session=session,
+        username=data.username,
+        password=data.password,
+        throttle=request.app.state.login_throttle,
+        address=client_address(request),
+        secret_key=request.app.state.secret_key,
+    )
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=service.SESSION_TTL_SECONDS,
+        httponly=True,
+        samesite="lax",
+        path="/",
+        secure=request.url.scheme == "https",  # served over TLS (directly, or a proxy's X-Forwarded-Proto)
+    )
     return user
 
 
 @router.post("/logout", status_code=204)
-async def logout() -> Response:
+async def logout(request: Request, session: SessionDep) -> Response:
+    await service.logout(
+        session=session, secret_key=request.app.state.secret_key, cookie=request.cookies.get(SESSION_COOKIE)
+    )
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -7,7 +7,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from gpustack.schemas.common import MAX_ID
-from gpustack.server.services.watch import watch
+from gpustack.server.services.watch import Transform, watch
 
 Page = Annotated[int, Query(ge=1, le=MAX_ID, description="page number, from 1")]
 IdFilter = Annotated[int | None, Query(ge=1, le=MAX_ID, description="only rows referencing this id")]
@@ -15,8 +15,11 @@ PerPage = Annotated[int, Query(ge=1, le=1000, description="items per page")]
 Watch = Annotated[bool, Query(description="stream current rows, then changes, as JSON lines")]
 
 
-def watch_response(request: Request, table: type[Any], public: type[BaseModel], **filters: Any) -> StreamingResponse:
+def watch_response(
+    request: Request, table: type[Any], public: type[BaseModel], transform: Transform | None = None, **filters: Any
+) -> StreamingResponse:
     state = request.app.state
     present = {k: v for k, v in filters.items() if v is not None}
-    stream = watch(db=state.db, bus=state.bus, table=table, public=public, filters=present)
+    extra = {"transform": transform} if transform else {}
+    stream = watch(db=state.db, bus=state.bus, table=table, public=public, filters=present, **extra)
     return StreamingResponse(stream, media_type="application/x-ndjson")

@@ -7,7 +7,7 @@ from fastapi.responses import StreamingResponse
 
 from gpustack.schemas.common import PaginatedList
 from gpustack.schemas.instances import ModelInstance, ModelInstancePublic, ModelInstanceUpdate
-from gpustack.server.auth import AdminUser, CurrentWorker, PrincipalDep, SessionDep
+from gpustack.server.auth import AdminOrWorker, AdminUser, CurrentWorker, PrincipalDep, SessionDep
 from gpustack.server.routers.deps import IdFilter, Page, PerPage, Watch, watch_response
 from gpustack.server.services import instances as service
 from gpustack.server.services import logs
@@ -46,12 +46,15 @@ async def instance_logs(
     instance_id: int,
     request: Request,
     session: SessionDep,
-    _p: PrincipalDep,
+    principal: AdminOrWorker,
     tail: Annotated[int, Query(ge=0, le=100_000)] = 200,
     follow: bool = False,
 ) -> StreamingResponse:
     url, credential = await logs.log_source(
-        session=session, instance_id=instance_id, secret_key=request.app.state.secret_key
+        session=session,
+        instance_id=instance_id,
+        secret_key=request.app.state.secret_key,
+        worker_id=principal.worker.id if principal.worker else None,
     )
     await session.close()
     stream = await logs.open_log_stream(url, credential, tail=tail, follow=follow)

@@ -5,6 +5,7 @@ from fastapi import APIRouter, Request, Response
 from gpustack.schemas.common import PaginatedList
 from gpustack.schemas.models import Model, ModelCreate, ModelPatch, ModelPublic, ModelUpdate
 from gpustack.server.auth import AdminUser, PrincipalDep, SessionDep
+from gpustack.server.redaction import redact_model
 from gpustack.server.routers.deps import Page, PerPage, Watch, watch_response
 from gpustack.server.services import models as service
 
@@ -15,7 +16,7 @@ router = APIRouter(prefix="/models", tags=["models"])
 async def list_models(
     request: Request,
     session: SessionDep,
-    _p: PrincipalDep,
+    principal: PrincipalDep,
     page: Page = 1,
     per_page: PerPage = 100,
     search: str | None = None,
@@ -23,8 +24,10 @@ async def list_models(
     watch: Watch = False,
 ) -> object:
     if watch:
-        return watch_response(request, Model, ModelPublic, state=state)
-    return await service.list_models(session=session, page=page, per_page=per_page, search=search, state=state)
+        return watch_response(request, Model, ModelPublic, None if principal.is_admin else redact_model, state=state)
+    return await service.list_models(
+        session=session, page=page, per_page=per_page, search=search, state=state, reveal_secrets=principal.is_admin
+    )
 
 
 @router.post("", response_model=ModelPublic, status_code=201)
@@ -33,8 +36,9 @@ async def create_model(data: ModelCreate, session: SessionDep, _a: AdminUser) ->
 
 
 @router.get("/{model_id}", response_model=ModelPublic)
-async def get_model(model_id: int, session: SessionDep, _p: PrincipalDep) -> Model:
-    return await service.get_model(session=session, model_id=model_id)
+async def get_model(model_id: int, session: SessionDep, principal: PrincipalDep) -> ModelPublic:
+    worker_id = principal.worker.id if principal.worker else None
+    return await service.get_model(session=session, model_id=model_id, is_admin=principal.is_admin, worker_id=worker_id)
 
 
 @router.put("/{model_id}", response_model=ModelPublic)

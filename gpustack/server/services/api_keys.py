@@ -5,8 +5,8 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from gpustack.core.errors import ConflictError, NotFoundError, UnauthorizedError
-from gpustack.schemas.api_keys import ApiKey, ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
+from gpustack.core.errors import ConflictError, ForbiddenError, NotFoundError, UnauthorizedError
+from gpustack.schemas.api_keys import ApiKey, ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, Scope, scopes_of
 from gpustack.schemas.common import MAX_ID, PaginatedList, utcnow
 from gpustack.schemas.users import User
 from gpustack.server.security import hash_secret, new_api_key, parse_api_key, verify_secret
@@ -26,6 +26,7 @@ async def create_api_key(*, session: AsyncSession, user: User, data: ApiKeyCreat
         hashed_secret_key=hash_secret(secret),
         expires_at=expires,
         allowed_model_names=data.allowed_model_names,
+        scopes=data.stored_scopes(),
         user_id=user.id,  # type: ignore[arg-type]
     )
     session.add(key)
@@ -59,3 +60,14 @@ async def verify_api_key(*, session: AsyncSession, value: str) -> tuple[User, Ap
     if user is None:
         raise UnauthorizedError("invalid API key")
     return user, key
+
+
+def require_scope(key: ApiKey, scope: Scope) -> None:
+    """An API key works only where its scopes allow: inference (/v1) and/or management (/v2)."""
+    if scope.value in scopes_of(key.scopes):
+        return
+    if scope == Scope.MANAGEMENT:
+        raise ForbiddenError(
+            "this API key is limited to inference (/v1); create one with the 'management' scope for /v2"
+        )
+    raise ForbiddenError("this API key is limited to the management API (/v2); create one with the 'inference' scope")

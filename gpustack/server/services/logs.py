@@ -5,24 +5,29 @@ from collections.abc import AsyncIterator
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gpustack.core.errors import InvalidError, UnavailableError
+from gpustack.core.errors import ForbiddenError, InvalidError, UnavailableError
 from gpustack.core.http import relay
 from gpustack.schemas.instances import ModelInstance
-from gpustack.schemas.workers import Worker
+from gpustack.schemas.workers import Worker, url_host
 from gpustack.server.security import proxy_credential
 from gpustack.server.services.common import get_or_404
 
 _TIMEOUT = httpx.Timeout(connect=5.0, read=None, write=10.0, pool=5.0)
 
 
-async def log_source(*, session: AsyncSession, instance_id: int, secret_key: bytes) -> tuple[str, str]:
-    """(worker URL of the log, credential) — read before streaming, so no transaction stays open."""
+async def log_source(
+    *, session: AsyncSession, instance_id: int, secret_key: bytes, worker_id: int | None = None
+) -> tuple[str, str]:
+    """(worker URL of the log, credential) — read before streaming, so no transaction stays open.
+    A worker (`worker_id`) may read only the logs of its own instances; admins read every log."""
     inst = await get_or_404(session, ModelInstance, instance_id, "model instance")
+    if worker_id is not None and inst.worker_id != worker_id:
+        raise ForbiddenError(f"model instance {instance_id} does not run on this worker")
     worker = await session.get(Worker, inst.worker_id) if inst.worker_id else None
     if worker is None:
         raise InvalidError(f"model instance {instance_id} is not placed on a worker yet")
-    url = f"http://{worker.ip or '127.0.0.1'}:{worker.port}/instances/{instance_id}/logs"
-    return url, proxy_credential(secret_key, worker.name)
+    url = f"http://{url_host(worker.ip)}:{worker.port}/instances/{instance_id}/logs"
+    return url, proxy_credential(secret_key, worker.name, worker.proxy_nonce)
 
 
 async def open_log_stream(url: str, credential: str, *, tail: int, follow: bool) -> AsyncIterator[bytes]:

@@ -7,6 +7,7 @@ from gpustack.core.errors import ConflictError
 from gpustack.schemas.common import PaginatedList
 from gpustack.schemas.instances import ModelInstance
 from gpustack.schemas.models import Model, ModelCreate, ModelPatch, ModelPublic, ModelUpdate
+from gpustack.server.redaction import redact_model
 from gpustack.server.services.common import commit_or_conflict, get_or_404, paginate
 
 
@@ -24,19 +25,44 @@ async def create_model(*, session: AsyncSession, data: ModelCreate) -> Model:
     return model
 
 
+def redacted(model: ModelPublic) -> ModelPublic:
+    return ModelPublic.model_validate(redact_model(model.model_dump(mode="json")))
+
+
 async def list_models(
-    *, session: AsyncSession, page: int, per_page: int, search: str | None = None, state: str | None = None
+    *,
+    session: AsyncSession,
+    page: int,
+    per_page: int,
+    search: str | None = None,
+    state: str | None = None,
+    reveal_secrets: bool = False,
 ) -> PaginatedList[ModelPublic]:
+    """Secrets in env, parameters and commands are masked unless `reveal_secrets` (admins)."""
     stmt = select(Model).order_by(col(Model.id))
     if search:
         stmt = stmt.where(Model.name.contains(search, autoescape=True))  # type: ignore[attr-defined]
     if state:
         stmt = stmt.where(Model.state == state)
-    return await paginate(session, stmt, page=page, per_page=per_page, public=ModelPublic)
+    found = await paginate(session, stmt, page=page, per_page=per_page, public=ModelPublic)
+    if not reveal_secrets:
+        found.items = [redacted(m) for m in found.items]
+    return found
 
 
-async def get_model(*, session: AsyncSession, model_id: int) -> Model:
-    return await get_or_404(session, Model, model_id, "model")
+async def get_model(
+    *, session: AsyncSession, model_id: int, is_admin: bool = True, worker_id: int | None = None
+) -> ModelPublic:
+    """Admins see every model whole; a worker sees the models it runs an instance of whole (it needs
+    their env to launch them); anyone else sees secrets masked."""
+    model = ModelPublic.model_validate(await get_or_404(session, Model, model_id, "model"), from_attributes=True)
+    if is_admin:
+        return model
+    if worker_id is not None:
+        stmt = select(ModelInstance.id).where(ModelInstance.model_id == model_id, ModelInstance.worker_id == worker_id)
+        if (await session.execute(stmt.limit(1))).first():
+            return model
+    return redacted(model)
 
 
 async def update_model(*, session: AsyncSession, model_id: int, data: ModelUpdate) -> Model:

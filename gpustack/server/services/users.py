@@ -1,5 +1,6 @@
 """User services: bootstrap admin, CRUD, password changes and login checks."""
 
+import asyncio
 import logging
 import secrets
 from pathlib import Path
@@ -8,16 +9,18 @@ from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from gpustack.core.errors import ConflictError, InvalidError, UnauthorizedError
+from gpustack.core.errors import ConflictError, InvalidError, TooManyRequestsError, UnauthorizedError
 from gpustack.core.files import write_private_atomic
-from gpustack.schemas.common import PaginatedList
+from gpustack.schemas.common import MAX_ID, PaginatedList
 from gpustack.schemas.users import PasswordChange, User, UserCreate, UserPublic, UserUpdate
-from gpustack.server.security import hash_password, verify_password
+from gpustack.server.security import check_password, hash_password_async, sign_session, verify_session
 from gpustack.server.services.common import commit_or_conflict, get_or_404, paginate
+from gpustack.server.throttle import LoginThrottle
 
 logger = logging.getLogger(__name__)
 ADMIN_USERNAME = "admin"
 INITIAL_PASSWORD_FILE = "initial_admin_password"
+SESSION_TTL_SECONDS = 7 * 24 * 3600
 
 
 async def bootstrap_admin(*, session: AsyncSession, password: str | None, data_dir: Path) -> None:
@@ -34,18 +37,52 @@ async def bootstrap_admin(*, session: AsyncSession, password: str | None, data_d
         User(
             username=ADMIN_USERNAME,
             is_admin=True,
-            hashed_password=hash_password(password),
+            hashed_password=await hash_password_async(password),
             require_password_change=require_change,
         )
     )
     await commit_or_conflict(session, "admin already exists")
 
 
-async def authenticate(*, session: AsyncSession, username: str, password: str) -> User:
+async def authenticate(
+    *, session: AsyncSession, username: str, password: str, throttle: LoginThrottle, address: str
+) -> User:
+    """Checks a password; refused (429) without hashing while the user or address failed too often."""
+    try:
+        throttle.check(username, address)
+    except TooManyRequestsError as exc:
+        await asyncio.sleep(min(1.0, exc.retry_after / 2))  # a hammering client waits, at no cost to us
+        raise
     user = (await session.execute(select(User).where(User.username == username))).scalar_one_or_none()
-    if user is None or not verify_password(password, user.hashed_password):
+    if not await check_password(password, user.hashed_password if user else None) or user is None:
+        throttle.failed(username, address)
         raise UnauthorizedError("incorrect username or password")
     return user
+
+
+async def login(
+    *, session: AsyncSession, username: str, password: str, throttle: LoginThrottle, address: str, secret_key: bytes
+) -> tuple[User, str]:
+    """Checks the password and returns the user with a new session cookie value."""
+    user = await authenticate(session=session, username=username, password=password, throttle=throttle, address=address)
+    return user, sign_session(secret_key, user.id, SESSION_TTL_SECONDS, user.session_epoch)  # type: ignore[arg-type]
+
+
+async def session_user(*, session: AsyncSession, secret_key: bytes, cookie: str) -> User | None:
+    """The user of a valid session cookie that was not revoked (logout, password change) since."""
+    found = verify_session(secret_key, cookie)
+    if found is None or not 0 < found[0] <= MAX_ID:
+        return None
+    user = await session.get(User, found[0])
+    return user if user is not None and user.session_epoch == found[1] else None
+
+
+async def logout(*, session: AsyncSession, secret_key: bytes, cookie: str | None) -> None:
+    """Ends every session of the cookie's user server-side (their cookies stop working, on every browser)."""
+    user = await session_user(session=session, secret_key=secret_key, cookie=cookie) if cookie else None
+    if user is not None:
+        user.session_epoch += 1
+        await session.commit()
 
 
 async def create_user(*, session: AsyncSession, data: UserCreate) -> User:
@@ -55,7 +92,7 @@ async def create_user(*, session: AsyncSession, data: UserCreate) -> User:
         username=data.username,
         full_name=data.full_name,
         is_admin=data.is_admin,
-        hashed_password=hash_password(data.password),
+        hashed_password=await hash_password_async(data.password),
     )
     session.add(user)
     await commit_or_conflict(session, f"a user named '{data.username}' already exists")
@@ -88,7 +125,8 @@ async def update_user(*, session: AsyncSession, user_id: int, data: UserUpdate) 
     if data.is_admin is not None:
         user.is_admin = data.is_admin
     if data.password is not None:
-        user.hashed_password = hash_password(data.password)
+        user.hashed_password = await hash_password_async(data.password)
+        user.session_epoch += 1
     await session.commit()
     return user
 
@@ -97,10 +135,11 @@ async def change_password(
     *, session: AsyncSession, user: User, data: PasswordChange, data_dir: Path | None = None
 ) -> User:
     """Sets a new password; the admin's generated `initial_admin_password` file goes once it is stale."""
-    if not verify_password(data.current_password, user.hashed_password):
+    if not await check_password(data.current_password, user.hashed_password):
         raise InvalidError("current password is incorrect")
-    user.hashed_password = hash_password(data.new_password)
+    user.hashed_password = await hash_password_async(data.new_password)
     user.require_password_change = False
+    user.session_epoch += 1  # other sessions end; the caller logs in again
     session.add(user)
     await session.commit()
     if data_dir is not None and user.username == ADMIN_USERNAME:
@@ -122,5 +161,6 @@ async def reset_password(*, session: AsyncSession, username: str, password: str)
     user = (await session.execute(select(User).where(User.username == username))).scalar_one_or_none()
     if user is None:
         raise InvalidError(f"no user named '{username}'")
-    user.hashed_password = hash_password(password)
+    user.hashed_password = await hash_password_async(password)
+    user.session_epoch += 1
     await session.commit()

@@ -2,7 +2,7 @@
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -22,13 +22,20 @@ def _matches(data: Mapping[str, Any], filters: Mapping[str, Any]) -> bool:
     return all(data.get(k) == v for k, v in filters.items())
 
 
-def _filtered(ev: Event, filters: Mapping[str, Any]) -> bytes | None:
+Transform = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _filtered(ev: Event, filters: Mapping[str, Any], transform: Transform) -> bytes | None:
     """The line a filtered watcher sees: an update that moves a row out of the filter is a deletion."""
     if _matches(ev.data, filters):
-        return _line(ev.type, ev.data)
+        return _line(ev.type, transform(ev.data))
     if ev.type == EventType.UPDATED and ev.previous and _matches({**ev.data, **ev.previous}, filters):
-        return _line(EventType.DELETED, ev.data)
+        return _line(EventType.DELETED, transform(ev.data))
     return None
+
+
+def _same(data: dict[str, Any]) -> dict[str, Any]:
+    return data
 
 
 async def watch(
@@ -38,6 +45,7 @@ async def watch(
     table: type[Any],
     public: type[BaseModel],
     filters: Mapping[str, Any],
+    transform: Transform = _same,
 ) -> AsyncIterator[bytes]:
     """Subscribes before listing so no change between the listing and the feed is lost."""
     with bus.subscribe(table.__tablename__) as sub:
@@ -46,7 +54,7 @@ async def watch(
             for key, value in filters.items():
                 stmt = stmt.where(getattr(table, key) == value)
             rows = (await session.execute(stmt)).scalars().all()
-            initial = [public.model_validate(r, from_attributes=True).model_dump(mode="json") for r in rows]
+            initial = [transform(public.model_validate(r, from_attributes=True).model_dump(mode="json")) for r in rows]
         for data in initial:
             yield _line(EventType.CREATED, data)
         while True:
@@ -57,6 +65,6 @@ async def watch(
                 continue
             if ev is None:  # fell behind: end the stream so the client resyncs
                 return
-            line = _filtered(ev, filters)
+            line = _filtered(ev, filters, transform)
             if line is not None:
                 yield line

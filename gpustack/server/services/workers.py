@@ -5,7 +5,7 @@ import hmac
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from gpustack.core.errors import UnauthorizedError
+from gpustack.core.errors import ForbiddenError, UnauthorizedError
 from gpustack.schemas.common import PaginatedList, utcnow
 from gpustack.schemas.instances import InstanceState, ModelInstance
 from gpustack.schemas.workers import (
@@ -19,6 +19,7 @@ from gpustack.schemas.workers import (
 )
 from gpustack.server.security import (
     hash_secret,
+    new_token,
     new_worker_credential,
     parse_worker_credential,
     proxy_credential,
@@ -30,13 +31,20 @@ from gpustack.server.services.common import commit_or_conflict, get_or_404, pagi
 async def register_worker(
     *, session: AsyncSession, token: str, cluster_token: str, secret_key: bytes, data: WorkerRegister
 ) -> WorkerRegistered:
-    """Creates or re-registers a worker by name and rotates its credential."""
+    """Creates a worker, or re-registers one that presents its registration secret; every credential
+    (API credential, proxy credential, registration secret) is new each time."""
     if not hmac.compare_digest(token.encode(), cluster_token.encode()):
         raise UnauthorizedError("invalid cluster token")
     worker = (await session.execute(select(Worker).where(Worker.name == data.name))).scalar_one_or_none()
     if worker is None:
         worker = Worker(name=data.name)
         session.add(worker)
+    elif worker.registration_secret_hash and not verify_secret(data.secret or "", worker.registration_secret_hash):
+        raise ForbiddenError(
+            f"a worker named '{data.name}' is already registered and this one did not present its secret "
+            f"(kept in that worker's data dir); start this one with another --worker-name, or delete worker "
+            f"{worker.id} if the machine that had the name is gone"
+        )
     # labels an admin set survive re-registration; the worker's own labels are refreshed
     worker.labels = {**(worker.labels or {}), **data.labels}
     worker.ip = data.ip
@@ -44,14 +52,22 @@ async def register_worker(
     if data.status is not None:
         worker.status = data.status.model_dump(mode="json")
     await commit_or_conflict(session, f"worker '{data.name}' registered concurrently, try again")
+    return await _issue_credentials(session, worker, secret_key)
+
+
+async def _issue_credentials(session: AsyncSession, worker: Worker, secret_key: bytes) -> WorkerRegistered:
     secret, credential = new_worker_credential(worker.id)  # type: ignore[arg-type]
+    registration_secret = new_token()
     worker.credential_hash = hash_secret(secret)
+    worker.registration_secret_hash = hash_secret(registration_secret)
+    worker.proxy_nonce = new_token()[:32]
     await session.commit()
     return WorkerRegistered(
         id=worker.id,  # type: ignore[arg-type]
         name=worker.name,
         credential=credential,
-        proxy_credential=proxy_credential(secret_key, worker.name),
+        proxy_credential=proxy_credential(secret_key, worker.name, worker.proxy_nonce),
+        secret=registration_secret,
     )
 
 

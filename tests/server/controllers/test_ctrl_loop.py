@@ -72,3 +72,28 @@ async def test_cancel_stops_the_event_watchers() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     await _wait_for(lambda: not bus._subs["a"] and not bus._subs["b"])
+
+
+async def test_a_streak_of_the_same_failure_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    """A database outage fails every pass the same way: one traceback, then one line when it is over."""
+    calls = 0
+
+    async def down_then_up() -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= 5:
+            raise ConnectionRefusedError("database is down")
+
+    caplog.set_level(logging.WARNING)
+    task = asyncio.create_task(reconcile_forever("t", down_then_up, period=0.01))
+    try:
+        await _wait_for(lambda: calls >= 7)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    failures = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert len(failures) == 1 and failures[0].exc_info is not None
+    assert [r.getMessage() for r in caplog.records if "succeed again" in r.getMessage()] == [
+        "reconcile passes of t succeed again"
+    ]

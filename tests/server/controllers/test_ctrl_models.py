@@ -173,3 +173,29 @@ async def test_renamed_model_renames_its_instances_and_leaves_other_models_alone
     other, others = await load(db, other.id)  # type: ignore[arg-type]
     assert [i.model_name for i in others] == ["other"]
     assert (other.state, other.ready_replicas) == (ModelState.RUNNING, 1)
+
+
+async def test_a_steady_pass_loads_no_instance_rows(db: Database) -> None:
+    """The model controller counts instances in SQL; it loads rows only of models it scales down or
+    renames, so its cost does not grow with every pending instance."""
+    from sqlalchemy import event
+
+    async with db.session() as session:
+        for i in range(4):
+            session.add(Model(name=f"steady-{i}", local_path="/m.gguf", replicas=25))
+        await session.commit()
+    await reconcile_models(db)  # creates 100 instances
+    loaded: list[object] = []
+
+    def on_load(target: object, _context: object) -> None:
+        loaded.append(target)
+
+    event.listen(ModelInstance, "load", on_load)
+    try:
+        await reconcile_models(db)
+    finally:
+        event.remove(ModelInstance, "load", on_load)
+    assert loaded == []
+    async with db.session() as session:
+        count = len((await session.execute(select(ModelInstance))).scalars().all())
+    assert count == 100

@@ -293,3 +293,31 @@ async def test_a_model_with_an_unusable_path_does_not_block_the_others(db: Datab
     await controller.reconcile()  # the failure is remembered: no flapping through analyzing, no new event
     [again] = await instances(db, bad)
     assert (again.state, again.updated_at) == (InstanceState.PENDING, updated)
+
+
+async def test_refused_instances_are_not_evaluated_again_until_something_changes(
+    db: Database, tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass costs nothing per refused instance while the cluster and its model stay as they were."""
+    from gpustack.server.controllers import scheduling
+
+    calls: list[int] = []
+    real = scheduling.schedule
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scheduling, "schedule", counting)
+    controller = SchedulingController(db)
+    mid = await add_model(db, "backlog", tiny_gguf, 20)
+    await controller.reconcile()
+    assert len(calls) == 20  # no worker: each is refused once
+    calls.clear()
+    await controller.reconcile()
+    await controller.reconcile()
+    assert calls == []  # nothing changed: nothing evaluated
+    await add_worker(db, "w-late", [4 * GiB])
+    await controller.reconcile()
+    assert len(calls) == 20
+    assert all(i.state == InstanceState.SCHEDULED for i in await instances(db, mid))

@@ -19,7 +19,6 @@ from fastapi import FastAPI
 from gpustack.config import Config
 from gpustack.core.tasks import TaskGroup
 from gpustack.schemas.instances import InstanceState, ModelInstance
-from gpustack.server.security import proxy_credential
 from gpustack.worker.agent import WorkerAgent
 from gpustack.worker.engine import ServeOptions
 from tests.utils.server import RunningServer, free_port, run_server
@@ -95,7 +94,7 @@ class Cluster:
         return worker_id
 
     def auth(self) -> dict[str, str]:
-        credential = proxy_credential(self.server_app.state.secret_key, self.agent.name)
+        credential = self.agent.client.proxy_credential  # what the server would present
         return {"Authorization": f"Bearer {credential}"}
 
     def create_model(self, **fields: Any) -> dict[str, Any]:

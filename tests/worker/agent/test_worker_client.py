@@ -46,6 +46,33 @@ async def test_register_and_reregister_after_401(server: RunningServer) -> None:
         await client.aclose()
 
 
+async def test_the_registration_secret_is_kept_in_the_data_dir_and_guards_the_name(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    name = f"c-{secrets.token_hex(3)}"
+
+    async def payload() -> WorkerRegister:
+        return WorkerRegister(name=name, ip="127.0.0.1", port=1234, status=WorkerStatus())
+
+    secret_file = tmp_path / "worker_secret"
+    for _ in range(2):  # a restart with the same data dir registers again under its name
+        client = ServerClient(server.url, server.token, payload, secret_path=secret_file)
+        try:
+            registered = await client.register()
+        finally:
+            await client.aclose()
+        assert secret_file.read_text().strip() == registered.secret
+        assert secret_file.stat().st_mode & 0o777 == 0o600
+    impostor = ServerClient(server.url, server.token, payload, secret_path=tmp_path / "other" / "worker_secret")
+    try:
+        with pytest.raises(ServerResponseError) as caught:
+            await impostor.register()
+    finally:
+        await impostor.aclose()
+    assert caught.value.status_code == 403 and "--worker-name" in caught.value.detail
+    assert not is_retryable(caught.value)
+
+
 async def test_bad_token_is_not_retryable(server: RunningServer) -> None:
     client = _client(server.url, "wrong-token", "c-bad")
     try:

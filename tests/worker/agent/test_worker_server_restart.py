@@ -16,7 +16,6 @@ from gpustack.core.tasks import TaskGroup
 from gpustack.schemas.instances import InstanceState, ModelInstance
 from gpustack.server.app import create_app
 from gpustack.server.db import Database
-from gpustack.server.security import proxy_credential
 from tests.utils.server import ADMIN_PASSWORD, free_port
 
 
@@ -124,7 +123,7 @@ def test_engines_survive_a_server_restart(tmp_path: Path) -> None:
 
             server.stop()
             _mark_unreachable(str(server_config.database_url), instance_id)
-            credential = proxy_credential(server_config.secret_key(), agent.name)
+            credential = agent.client.proxy_credential
             proxied = httpx.get(
                 f"http://127.0.0.1:{worker_config.worker_port}/proxy/{instance_id}/v1/models",
                 headers={"Authorization": f"Bearer {credential}"},
