@@ -1,7 +1,8 @@
 """Runs every `bash` block of README.md and docs/*.md, in order, against a real server started by `make run`.
 
 The commands run as written. Only documented placeholders are replaced, the way a user would fill them in:
-`localhost:8080`/`HEAD:8080` become the test's free port, `TOKEN` the content of `data/token`, `/models/tiny.gguf`
+`localhost:8080`/`HEAD:8080` become the test's free port, `TOKEN` the content of `data/token` (and
+`/path/to/token` that file), `/models/tiny.gguf`
 a generated tiny GGUF. `make run` and `gpustack start` run in the background with their ports (and the worker's
 data dir and name) set through documented variables; `make test` is skipped (this test is part of it).
 Blocks fenced as `shell` (they need a GPU, another host or a registry) are shown, not run.
@@ -103,7 +104,7 @@ class Session:
             command = command.replace("/models/tiny.gguf", str(self.model_path))
         if re.search(r"\bTOKEN\b", command):
             command = re.sub(r"\bTOKEN\b", (self.data / "token").read_text().strip(), command)
-        return command
+        return command.replace("/path/to/token", str(self.data / "token"))
 
     def spawn(self, command: str, cwd: Path, env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
         log = self.root / f"{name}.log"

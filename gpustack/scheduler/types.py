@@ -46,6 +46,8 @@ class ModelSnapshot:
     gpu_selector: tuple[str, ...] = ()  # "<worker-name>:<gpu-index>"
     cpu_offloading: bool = True
     distributed_inference_across_workers: bool = False
+    backend_parameters: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class ResourceEstimate:
     offload_compute_bytes: int = 0  # compute buffer of a GPU while the output layer stays on the host
     block_count: int = 0
     context_size: int = 0
+    attention_heads: int = 0  # tensor parallelism must divide it (0: unknown)
 
     @property
     def total_layers(self) -> int:
@@ -108,6 +111,7 @@ class Candidate:
     tensor_split: tuple[int, ...] = ()  # llama.cpp layers per GPU, in gpu_indexes order (multi-GPU only)
     terms: Mapping[str, int] = field(default_factory=dict)  # what the claim is made of, in bytes
     note: str = ""  # said on the instance when placed (e.g. why it runs on the CPU)
+    vram_utilization: float | None = None  # fraction of each GPU the engine reserves (vLLM, SGLang)
 
 
 def is_partial(candidate: Candidate) -> bool:

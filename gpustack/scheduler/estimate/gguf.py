@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gpustack.scheduler.estimate.gguf_header import GGUFHeader, read_header
+from gpustack.scheduler.estimate.params import int_flag
 from gpustack.scheduler.types import ResourceEstimate
 from gpustack.scheduler.units import MiB
 
@@ -135,34 +136,14 @@ def context_from_parameters(backend_parameters: Sequence[str]) -> int | None:
 
     Items may hold several words ("--ctx-size 4096") or one ("--ctx-size", "4096").
     """
-    return _int_flag(backend_parameters, CTX_FLAGS, "context size")
+    return int_flag(backend_parameters, CTX_FLAGS, "context size")
 
 
 def resolve_ubatch(backend_parameters: Sequence[str]) -> int:
     """The engine's micro-batch: `--ubatch-size`, capped by `--batch-size`, default 512."""
-    ubatch = _int_flag(backend_parameters, UBATCH_FLAGS, "micro-batch size") or DEFAULT_UBATCH
-    batch = _int_flag(backend_parameters, BATCH_FLAGS, "batch size")
+    ubatch = int_flag(backend_parameters, UBATCH_FLAGS, "micro-batch size") or DEFAULT_UBATCH
+    batch = int_flag(backend_parameters, BATCH_FLAGS, "batch size")
     return max(1, min(ubatch, batch) if batch else ubatch)
-
-
-def _int_flag(backend_parameters: Sequence[str], flags: Sequence[str], what: str) -> int | None:
-    """The value of the last of `flags` in the parameters (`--flag N` or `--flag=N`), or None."""
-    tokens = [word for item in backend_parameters for word in item.split()]
-    found: str | None = None
-    for i, token in enumerate(tokens):
-        flag, sep, value = token.partition("=")
-        if flag not in flags:
-            continue
-        if sep:
-            found = value
-        elif i + 1 < len(tokens):
-            found = tokens[i + 1]
-    if found is None:
-        return None
-    try:
-        return int(found)
-    except ValueError as e:
-        raise ValueError(f"invalid {what} {found!r} in backend_parameters") from e
 
 
 @dataclass(frozen=True)

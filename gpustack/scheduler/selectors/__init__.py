@@ -3,6 +3,7 @@
 from collections.abc import Callable, Mapping, Sequence
 
 from gpustack.scheduler.selectors.common import Selection
+from gpustack.scheduler.selectors.fraction import select_fraction
 from gpustack.scheduler.selectors.generic import select_generic
 from gpustack.scheduler.selectors.gguf import select_gguf
 from gpustack.scheduler.types import ModelSnapshot, ResourceEstimate, WorkerSnapshot
@@ -12,6 +13,8 @@ Selector = Callable[[ModelSnapshot, ResourceEstimate, Sequence[WorkerSnapshot]],
 SELECTORS: Mapping[str, Selector] = {
     "llama-box": select_gguf,
     "custom": select_gguf,
+    "vllm": select_fraction,
+    "sglang": select_fraction,
 }
 """Backend name -> selector; any other backend uses `select_generic`."""
 

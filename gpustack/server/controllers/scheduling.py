@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from gpustack.scheduler.estimate.gguf import estimate_gguf
+from gpustack.scheduler.estimate.safetensors import estimate_model_dir
 from gpustack.scheduler.scheduler import apply_claim, schedule
 from gpustack.scheduler.types import Candidate, ResourceEstimate, WorkerSnapshot
 from gpustack.schemas.instances import ComputedResourceClaim, InstanceState, ModelInstance
@@ -44,17 +45,39 @@ def _gguf_file(model: Model) -> Path | None:
     return path if path.suffix == ".gguf" else None
 
 
+GGUF_BACKENDS = (BackendEnum.LLAMA_BOX, BackendEnum.CUSTOM)
+NO_ESTIMATE = "memory estimate unavailable for this source/backend; placed without a check"
+
+
 def estimate_model(model: Model) -> Estimated:
-    """Reads GGUF metadata where the server can see the file; otherwise places without a memory check."""
+    """Reads GGUF metadata, or a model directory's config.json and weight headers, where the server can see
+    them; otherwise places without a memory check (and says so)."""
+    if model.backend not in GGUF_BACKENDS:
+        return _estimate_directory(model)
     path = _gguf_file(model)
-    if path is None or model.backend not in (BackendEnum.LLAMA_BOX, BackendEnum.CUSTOM):
-        return Estimated(UNKNOWN, "memory estimate unavailable for this source/backend; placed without a check")
+    if path is None:
+        return Estimated(UNKNOWN, NO_ESTIMATE)
     if not path.exists():
         return Estimated(UNKNOWN, f"{path} is not on the server; placed without a memory check")
     try:
         return Estimated(estimate_gguf(path, backend_parameters=model.backend_parameters), None)
     except ValueError as exc:
         return Estimated(UNKNOWN, f"cannot estimate memory: {exc}")
+
+
+def _estimate_directory(model: Model) -> Estimated:
+    """A Hugging Face style directory (config.json + weights) given as local_path."""
+    if model.source != SourceEnum.LOCAL_PATH or not model.local_path:
+        return Estimated(UNKNOWN, NO_ESTIMATE)
+    directory = Path(model.local_path)
+    if not (directory / "config.json").is_file():
+        return Estimated(UNKNOWN, f"{directory}/config.json is not on the server; placed without a memory check")
+    category = model.categories[0] if model.categories else "llm"
+    try:
+        estimate = estimate_model_dir(directory, category=category, backend_parameters=model.backend_parameters)
+    except ValueError as exc:
+        return Estimated(UNKNOWN, f"cannot estimate memory: {exc}")
+    return Estimated(estimate, None)
 
 
 def estimate_key(model: Model) -> tuple[object, ...]:
@@ -248,6 +271,7 @@ def _place(inst: ModelInstance, cand: Candidate, worker_ip: str | None, est: Est
         total_layers=cand.total_layers,
         tensor_split=list(cand.tensor_split) or None,
         context_size=est.estimate.context_size if known else None,
+        vram_utilization=cand.vram_utilization,
         terms=dict(cand.terms),
     )
     inst.worker_id = cand.worker_id

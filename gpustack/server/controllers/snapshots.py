@@ -19,6 +19,8 @@ def model_snapshot(model: Model) -> ModelSnapshot:
         gpu_selector=tuple(model.gpu_selector),
         cpu_offloading=model.cpu_offloading,
         distributed_inference_across_workers=model.distributed_inference_across_workers,
+        backend_parameters=tuple(model.backend_parameters),
+        categories=tuple(model.categories),
     )
 
 

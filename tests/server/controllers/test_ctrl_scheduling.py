@@ -233,10 +233,24 @@ def test_estimate_model_reads_gguf_metadata(tiny_gguf: Path) -> None:
     assert in_dir == est
 
     vllm = estimate_model(Model(name="m", local_path=str(tiny_gguf), backend=BackendEnum.VLLM))
-    assert vllm.estimate.total_bytes == 0 and "unavailable" in (vllm.note or "")
+    assert vllm.estimate.total_bytes == 0 and "config.json is not on the server" in (vllm.note or "")
 
     hub = estimate_model(Model(name="m", source=SourceEnum.HUGGING_FACE, huggingface_repo_id="a/b"))
     assert hub.estimate.total_bytes == 0 and hub.note
+
+
+def test_estimate_model_reads_a_model_directory_for_vllm(tmp_path: Path) -> None:
+    from tests.scheduler._safetensors import HFShape, write_model_dir
+
+    weights = write_model_dir(tmp_path / "m", HFShape(64, 2, 4, 2, 128, 1000, 32768))
+    est = estimate_model(Model(name="m", local_path=str(tmp_path / "m"), backend=BackendEnum.VLLM))
+    assert est.note is None and est.estimate.weights_bytes == weights
+    assert est.estimate.context_size == 8192 and est.estimate.attention_heads == 4
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("[]")
+    bad = estimate_model(Model(name="m", local_path=str(broken), backend=BackendEnum.SGLANG))
+    assert bad.estimate.total_bytes == 0 and "not a JSON object" in (bad.note or "")
 
 
 async def test_instances_show_analyzing_while_their_model_is_estimated(db: Database, tiny_gguf: Path) -> None:

@@ -1,0 +1,85 @@
+"""Sparse Hugging Face model directories: a real config.json and safetensors headers, data left as holes."""
+
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+BYTES = {"BF16": 2, "F16": 2, "F32": 4}
+
+
+@dataclass(frozen=True)
+class HFShape:
+    hidden: int
+    layers: int
+    heads: int
+    kv_heads: int
+    ffn: int
+    vocab: int
+    max_context: int
+    dtype: str = "BF16"
+    architecture: str = "LlamaForCausalLM"
+
+
+def llama_tensors(shape: HFShape) -> dict[str, list[int]]:
+    head_dim = shape.hidden // shape.heads
+    kv = shape.kv_heads * head_dim
+    tensors = {"model.embed_tokens.weight": [shape.vocab, shape.hidden], "lm_head.weight": [shape.vocab, shape.hidden]}
+    for i in range(shape.layers):
+        p = f"model.layers.{i}."
+        tensors.update({
+            p + "self_attn.q_proj.weight": [shape.hidden, shape.hidden],
+            p + "self_attn.k_proj.weight": [kv, shape.hidden],
+            p + "self_attn.v_proj.weight": [kv, shape.hidden],
+            p + "self_attn.o_proj.weight": [shape.hidden, shape.hidden],
+            p + "mlp.gate_proj.weight": [shape.ffn, shape.hidden],
+            p + "mlp.up_proj.weight": [shape.ffn, shape.hidden],
+            p + "mlp.down_proj.weight": [shape.hidden, shape.ffn],
+            p + "input_layernorm.weight": [shape.hidden],
+            p + "post_attention_layernorm.weight": [shape.hidden],
+        })  # fmt: skip
+    tensors["model.norm.weight"] = [shape.hidden]
+    return tensors
+
+
+def write_sparse_safetensors(path: Path, tensors: dict[str, list[int]], dtype: str) -> int:
+    """One safetensors file whose data region is a hole; returns the tensors' byte size."""
+    header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    for name, dims in tensors.items():
+        size = BYTES[dtype]
+        for d in dims:
+            size *= d
+        header[name] = {"dtype": dtype, "shape": dims, "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(header).encode()
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<Q", len(raw)) + raw)
+        fh.truncate(8 + len(raw) + offset)
+    return offset
+
+
+def write_model_dir(directory: Path, shape: HFShape, shards: int = 2) -> int:
+    """config.json plus `shards` sparse safetensors files; returns the weights' byte size."""
+    directory.mkdir(parents=True, exist_ok=True)
+    config = {
+        "architectures": [shape.architecture],
+        "hidden_size": shape.hidden,
+        "num_hidden_layers": shape.layers,
+        "num_attention_heads": shape.heads,
+        "num_key_value_heads": shape.kv_heads,
+        "intermediate_size": shape.ffn,
+        "vocab_size": shape.vocab,
+        "max_position_embeddings": shape.max_context,
+        "torch_dtype": {"BF16": "bfloat16", "F16": "float16", "F32": "float32"}[shape.dtype],
+    }
+    (directory / "config.json").write_text(json.dumps(config))
+    items = list(llama_tensors(shape).items())
+    total = 0
+    for i in range(shards):
+        part = dict(items[i::shards])
+        total += write_sparse_safetensors(
+            directory / f"model-{i + 1:05d}-of-{shards:05d}.safetensors", part, shape.dtype
+        )
+    return total
