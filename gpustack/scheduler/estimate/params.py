@@ -3,8 +3,11 @@
 from collections.abc import Sequence
 
 
-def int_flag(backend_parameters: Sequence[str], flags: Sequence[str], what: str) -> int | None:
-    """The value of the last of `flags` in the parameters (`--flag N` or `--flag=N`), or None."""
+def flag_value(backend_parameters: Sequence[str], flags: Sequence[str]) -> str | None:
+    """The value of the last of `flags` in the parameters (`--flag N` or `--flag=N`), or None.
+
+    Items may hold several words ("--ctx-size 4096") or one ("--ctx-size", "4096").
+    """
     tokens = [word for item in backend_parameters for word in item.split()]
     found: str | None = None
     for i, token in enumerate(tokens):
@@ -15,6 +18,12 @@ def int_flag(backend_parameters: Sequence[str], flags: Sequence[str], what: str)
             found = value
         elif i + 1 < len(tokens):
             found = tokens[i + 1]
+    return found
+
+
+def int_flag(backend_parameters: Sequence[str], flags: Sequence[str], what: str) -> int | None:
+    """`flag_value` as an int; ValueError naming `what` when it is not one."""
+    found = flag_value(backend_parameters, flags)
     if found is None:
         return None
     try:
@@ -24,14 +33,8 @@ def int_flag(backend_parameters: Sequence[str], flags: Sequence[str], what: str)
 
 
 def float_flag(backend_parameters: Sequence[str], flag: str) -> float | None:
-    """The value of the last `flag` in the parameters as a float, or None; ValueError when it is not one."""
-    tokens = [word for item in backend_parameters for word in item.split()]
-    found: str | None = None
-    for i, token in enumerate(tokens):
-        name, sep, value = token.partition("=")
-        if name != flag:
-            continue
-        found = value if sep else (tokens[i + 1] if i + 1 < len(tokens) else None)
+    """`flag_value` of one flag as a float; ValueError naming the flag when it is not one."""
+    found = flag_value(backend_parameters, (flag,))
     if found is None:
         return None
     try:
