@@ -104,7 +104,7 @@ class Cluster:
         return {w: n for (m, w), n in self.per_model.items() if m == model_id and w is not None}
 
 
-async def _cluster(session: AsyncSession) -> Cluster:
+async def load_cluster(session: AsyncSession) -> Cluster:
     workers = (await session.execute(select(Worker).order_by(col(Worker.id)))).scalars().all()
     placed_stmt = select(ModelInstance).where(col(ModelInstance.worker_id).is_not(None))
     placed = (await session.execute(placed_stmt)).scalars().all()
@@ -189,7 +189,7 @@ class SchedulingController:
     async def _worth_evaluating(
         self, session: AsyncSession, pending: Sequence[Any], models: dict[int, Model]
     ) -> list[int]:
-        cluster = await _cluster(session)
+        cluster = await load_cluster(session)
         cluster_print = hash(repr(cluster.snapshots))
         keys = {mid: _decision_key(m, cluster_print, cluster.mine(mid)) for mid, m in models.items()}
         return sorted(iid for iid, mid in pending if mid in models and self._refused.get(iid) != keys[mid])
@@ -214,7 +214,7 @@ class SchedulingController:
         failed: dict[int, str],
     ) -> dict[int, tuple[object, ...]]:
         """Places what fits; returns the decision key of each refusal (not of failures, which are retried)."""
-        cluster = await _cluster(session)
+        cluster = await load_cluster(session)
         snapshots, per_model = cluster.snapshots, cluster.per_model
         refused: list[tuple[int, Model]] = []
         for instance_id in instance_ids:
@@ -262,9 +262,10 @@ def _refuse(inst: ModelInstance, message: str) -> None:
         inst.state_message = message
 
 
-def _place(inst: ModelInstance, cand: Candidate, worker_ip: str | None, est: Estimated) -> None:
+def claim_of(cand: Candidate, est: Estimated) -> ComputedResourceClaim:
+    """What the instance records of a placement: the candidate's claim and the context it was made for."""
     known = est.estimate.weights_bytes > 0
-    claim = ComputedResourceClaim(
+    return ComputedResourceClaim(
         vram=dict(cand.vram),
         ram=cand.ram,
         offload_layers=cand.offload_layers,
@@ -274,11 +275,14 @@ def _place(inst: ModelInstance, cand: Candidate, worker_ip: str | None, est: Est
         vram_utilization=cand.vram_utilization,
         terms=dict(cand.terms),
     )
+
+
+def _place(inst: ModelInstance, cand: Candidate, worker_ip: str | None, est: Estimated) -> None:
     inst.worker_id = cand.worker_id
     inst.worker_name = cand.worker_name
     inst.worker_ip = worker_ip
     inst.gpu_indexes = list(cand.gpu_indexes)
-    inst.computed_resource_claim = claim.model_dump(mode="json")
+    inst.computed_resource_claim = claim_of(cand, est).model_dump(mode="json")
     inst.state = InstanceState.SCHEDULED
     inst.state_message = "; ".join(note for note in (cand.note, est.note) if note) or None
     logger.info("scheduled %s on %s gpus=%s", inst.name, cand.worker_name, list(cand.gpu_indexes))

@@ -1,0 +1,78 @@
+"""/v2/model-evaluations: the scheduler's dry run over real HTTP, on every database backend."""
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.scheduler._gguf import LlamaShape, write_sparse_llama_gguf, write_tiny_gguf
+from tests.server.api_test_helpers import admin_client, client_with, register_worker, unique
+from tests.utils.server import RunningServer
+
+GiB = 2**30
+
+
+@pytest.fixture
+def api(server: RunningServer) -> Iterator[httpx.Client]:
+    with admin_client(server) as client:
+        yield client
+
+
+@pytest.fixture
+def pool(server: RunningServer) -> dict[str, str]:
+    """A worker with one simulated 8 GiB GPU, under a label of its own (other tests' workers differ)."""
+    label = unique("pool")
+    gpu = {"index": 0, "name": "RTX 4060", "memory_total": 8 * GiB, "simulated": True}
+    status = {"memory": {"total": 32 * GiB}, "gpu_devices": [gpu], "simulated_gpus": True}
+    registered = register_worker(server, unique("eval"), labels={"pool": label}, status=status)
+    with client_with(server, registered["credential"]) as own:  # the first heartbeat makes it ready
+        assert own.post("/v2/workers/me/status", json={"status": status}).status_code == 200
+    return {"pool": label}
+
+
+def _evaluate(api: httpx.Client, *specs: dict[str, Any]) -> list[dict[str, Any]]:
+    response = api.post("/v2/model-evaluations", json={"model_specs": list(specs)})
+    assert response.status_code == 200, response.text
+    return response.json()["results"]  # type: ignore[no-any-return]
+
+
+def test_a_fitting_model_gets_its_placement_and_terms(api: httpx.Client, pool: dict[str, str], tmp_path: Path) -> None:
+    path = write_tiny_gguf(tmp_path / "tiny.gguf")
+    (result,) = _evaluate(api, {"local_path": str(path), "worker_selector": pool})
+    assert result["compatible"] is True and result["error"] is None, result
+    placement = result["placement"]
+    assert placement["gpu_indexes"] == [0]
+    claim = placement["computed_resource_claim"]
+    assert claim["offload_layers"] == claim["total_layers"] == 3 and claim["context_size"] == 2048
+    assert result["resource_claim"]["vram"] == sum(claim["vram"].values())
+    assert claim["terms"]["runtime_overhead_gpu"] == 640 * 2**20
+    assert result["estimate"]["context_size"] == 2048
+    assert api.get("/v2/models", params={"search": "evaluation"}).json()["items"] == []  # nothing was created
+
+
+def test_a_model_that_fits_nowhere_says_why_per_worker(api: httpx.Client, pool: dict[str, str], tmp_path: Path) -> None:
+    shape = LlamaShape(embd=4096, blocks=32, heads=32, kv_heads=32, ffn=11008, ctx=4096)  # 7B, F16, ~15 GiB
+    big = write_sparse_llama_gguf(tmp_path / "big.gguf", shape)
+    spec = {"local_path": str(big), "worker_selector": pool, "cpu_offloading": False}
+    (result,) = _evaluate(api, spec)
+    assert result["compatible"] is False and result["placement"] is None
+    mine = [m for m in result["scheduling_messages"] if "largest free GPU" in m]
+    assert mine and "needs" in mine[0] and "CPU offloading is disabled" in mine[0]
+    assert all(
+        ("label selector" in m) or ("largest free GPU" in m) or ("worker is" in m)
+        for m in result["scheduling_messages"]
+    )
+
+
+def test_invalid_specs_are_reported_per_spec(api: httpx.Client, pool: dict[str, str], tmp_path: Path) -> None:
+    path = write_tiny_gguf(tmp_path / "ok.gguf")
+    bad, good = _evaluate(api, {"replicas": -1}, {"local_path": str(path), "worker_selector": pool})
+    assert bad["error"] is True and "replicas" in bad["error_message"]
+    assert good["compatible"] is True
+
+
+def test_evaluations_need_credentials(server: RunningServer) -> None:
+    with server.client() as anonymous:
+        assert anonymous.post("/v2/model-evaluations", json={"model_specs": []}).status_code == 401
