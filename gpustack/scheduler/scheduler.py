@@ -23,14 +23,15 @@ def schedule(
     """Pick the best placement for one instance of `model`, or explain per worker why none fits.
 
     Placements entirely on GPUs beat partial offload, which beats CPU-only, whatever the scores;
-    within a tier the highest score wins, ties broken by worker name then GPU indexes.
+    within a tier the highest score wins, ties broken by file locality (a worker that already holds the
+    model's files), then worker name and GPU indexes.
     """
     kept, reasons = run_filters(model, workers)
     candidates, refused = select_candidates(model, estimate, kept)
     if not candidates:
         return Refusal(reasons={**reasons, **refused})
     scored = score_candidates(model, candidates, kept, model_instances_per_worker)
-    return min(scored, key=_rank)
+    return min(scored, key=lambda c: _rank(c, model.workers_with_files))
 
 
 def placement_tier(candidate: Candidate) -> int:
@@ -40,8 +41,10 @@ def placement_tier(candidate: Candidate) -> int:
     return TIER_PARTIAL_OFFLOAD if is_partial(candidate) else TIER_FULL_GPU
 
 
-def _rank(candidate: Candidate) -> tuple[int, float, str, tuple[int, ...]]:
-    return (placement_tier(candidate), -candidate.score, candidate.worker_name, candidate.gpu_indexes)
+def _rank(candidate: Candidate, with_files: frozenset[int]) -> tuple[int, float, bool, str, tuple[int, ...]]:
+    """Tier, then score; among equals a worker that already has the model's files, then by name."""
+    has_files = candidate.worker_id in with_files
+    return (placement_tier(candidate), -candidate.score, not has_files, candidate.worker_name, candidate.gpu_indexes)
 
 
 def apply_claim(workers: Sequence[WorkerSnapshot], candidate: Candidate) -> tuple[WorkerSnapshot, ...]:

@@ -48,6 +48,7 @@ class ModelSnapshot:
     distributed_inference_across_workers: bool = False
     backend_parameters: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
+    workers_with_files: frozenset[int] = frozenset()  # workers that already hold the model's files
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,18 @@ class ModelSpec(SQLModel):
     description: str | None = Field(default=None, max_length=2048)
 
 
+def source_key(model: ModelSpec) -> str:
+    """What identifies a model's files on a worker: repo/filename for hubs (just the repo for whole
+    repositories), else the local path."""
+    if model.source == SourceEnum.HUGGING_FACE:
+        parts = [model.huggingface_repo_id or "", model.huggingface_filename or ""]
+    elif model.source == SourceEnum.MODEL_SCOPE:
+        parts = [model.model_scope_model_id or "", model.model_scope_file_path or ""]
+    else:
+        return model.local_path or ""
+    return "/".join(p for p in parts if p)
+
+
 class Model(ModelSpec, table=True):
     __tablename__ = "models"
     __table_args__ = NO_ID_REUSE

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import httpx
 
 from gpustack.schemas.model_files import ModelFileReport, ModelFileState
-from gpustack.schemas.models import ModelPublic, SourceEnum
+from gpustack.schemas.models import ModelPublic, SourceEnum, source_key
 from gpustack.worker.client import ServerClient, ServerClientError
 
 logger = logging.getLogger(__name__)
@@ -46,17 +46,6 @@ class Progress:
 
     def update(self, percent: float) -> None:
         self.percent = max(0.0, min(100.0, percent))
-
-
-def source_key(model: ModelPublic) -> str:
-    """repo/filename for hubs (just the repo for whole repositories), else the local path."""
-    if model.source == SourceEnum.HUGGING_FACE:
-        parts = [model.huggingface_repo_id or "", model.huggingface_filename or ""]
-    elif model.source == SourceEnum.MODEL_SCOPE:
-        parts = [model.model_scope_model_id or "", model.model_scope_file_path or ""]
-    else:
-        return model.local_path or ""
-    return "/".join(p for p in parts if p)
 
 
 def _size(path: Path) -> int:

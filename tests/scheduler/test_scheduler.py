@@ -53,6 +53,15 @@ def test_deterministic_tie_break_by_worker_name_then_gpu_index() -> None:
     assert _pick(schedule(model(), estimate(), list(reversed(twins)))) == chosen
 
 
+def test_file_locality_breaks_ties_before_the_worker_name() -> None:
+    twins = [worker(1, "a", [gpu(0, 24)]), worker(2, "b", [gpu(0, 24)])]
+    assert _pick(schedule(model(), estimate(), twins)).worker_name == "a"
+    assert _pick(schedule(model(workers_with_files=frozenset({2})), estimate(), twins)).worker_name == "b"
+    # locality never beats a better score: an emptier worker still wins under spread
+    uneven = [worker(1, "a", [gpu(0, 24)]), worker(2, "b", [gpu(0, 24, claimed=8)])]
+    assert _pick(schedule(model(workers_with_files=frozenset({2})), estimate(), uneven)).worker_name == "a"
+
+
 def test_refusal_collects_filter_and_selector_reasons() -> None:
     workers = [
         worker(1, "down", [gpu(0, 80)], state="not_ready"),

@@ -1,11 +1,12 @@
 """Scheduling controller: estimates pending instances' needs and records the scheduler's placement."""
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,10 @@ from sqlmodel import col, select
 from gpustack.scheduler.estimate.gguf import estimate_gguf
 from gpustack.scheduler.estimate.safetensors import estimate_model_dir
 from gpustack.scheduler.scheduler import apply_claim, schedule
-from gpustack.scheduler.types import Candidate, ResourceEstimate, WorkerSnapshot
+from gpustack.scheduler.types import Candidate, ModelSnapshot, ResourceEstimate, WorkerSnapshot
 from gpustack.schemas.instances import ComputedResourceClaim, InstanceState, ModelInstance
-from gpustack.schemas.models import BackendEnum, Model, SourceEnum
+from gpustack.schemas.model_files import ModelFile, ModelFileState
+from gpustack.schemas.models import BackendEnum, Model, SourceEnum, source_key
 from gpustack.schemas.workers import Worker
 from gpustack.server.controllers.snapshots import model_snapshot, worker_snapshots
 from gpustack.server.db import Database
@@ -94,11 +96,18 @@ def estimate_key(model: Model) -> tuple[object, ...]:
 
 @dataclass(frozen=True)
 class Cluster:
-    """What one pass places against: worker snapshots, instances per (model, worker), worker IPs."""
+    """What one pass places against: worker snapshots, instances per (model, worker), worker IPs, and
+    which workers hold which files ((source, key) -> worker ids)."""
 
     snapshots: tuple[WorkerSnapshot, ...]
     per_model: Counter[tuple[int, int | None]]
     ips: dict[int | None, str]
+    files: dict[tuple[str, str], frozenset[int]] = field(default_factory=dict)
+
+    def snapshot_of(self, model: Model) -> ModelSnapshot:
+        """The model as the scheduler sees it, with the workers that already hold its files."""
+        holders = self.files.get((str(model.source), source_key(model)), frozenset())
+        return dataclasses.replace(model_snapshot(model), workers_with_files=holders)
 
     def mine(self, model_id: int) -> dict[int, int]:
         return {w: n for (m, w), n in self.per_model.items() if m == model_id and w is not None}
@@ -108,10 +117,17 @@ async def load_cluster(session: AsyncSession) -> Cluster:
     workers = (await session.execute(select(Worker).order_by(col(Worker.id)))).scalars().all()
     placed_stmt = select(ModelInstance).where(col(ModelInstance.worker_id).is_not(None))
     placed = (await session.execute(placed_stmt)).scalars().all()
+    ready = select(ModelFile.source, ModelFile.source_key, ModelFile.worker_id).where(
+        ModelFile.state == ModelFileState.READY
+    )
+    holders: dict[tuple[str, str], set[int]] = {}
+    for source, key, worker_id in (await session.execute(ready)).all():
+        holders.setdefault((str(source), key), set()).add(worker_id)
     return Cluster(
         snapshots=worker_snapshots(workers, placed),
         per_model=Counter((i.model_id, i.worker_id) for i in placed),
         ips={w.id: w.ip for w in workers},
+        files={k: frozenset(v) for k, v in holders.items()},
     )
 
 
@@ -228,7 +244,7 @@ class SchedulingController:
             est = estimates[row.model_id]
             mine = Cluster(snapshots, per_model, {}).mine(row.model_id)
             try:
-                result = schedule(model_snapshot(model), est.estimate, snapshots, model_instances_per_worker=mine)
+                result = schedule(cluster.snapshot_of(model), est.estimate, snapshots, model_instances_per_worker=mine)
             except Exception as exc:  # per-instance boundary: the next instances are still placed
                 logger.exception("placing %s failed", row.name)
                 _refuse(row, f"scheduling failed: {exc}")

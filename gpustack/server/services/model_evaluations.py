@@ -6,7 +6,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpustack.scheduler.scheduler import schedule
-from gpustack.scheduler.types import Candidate, ResourceEstimate, WorkerSnapshot
+from gpustack.scheduler.types import Candidate, ResourceEstimate
 from gpustack.schemas.model_evaluations import (
     ModelEvaluationRequest,
     ModelEvaluationResponse,
@@ -15,8 +15,7 @@ from gpustack.schemas.model_evaluations import (
     ResourceClaim,
 )
 from gpustack.schemas.models import Model, ModelCreate
-from gpustack.server.controllers.scheduling import Estimated, claim_of, estimate_model, load_cluster
-from gpustack.server.controllers.snapshots import model_snapshot
+from gpustack.server.controllers.scheduling import Cluster, Estimated, claim_of, estimate_model, load_cluster
 
 PLACEHOLDER_NAME = "evaluation"
 
@@ -34,15 +33,15 @@ async def evaluate_models(*, session: AsyncSession, request: ModelEvaluationRequ
             results.append(ModelEvaluationResult(compatible=False, error=True, error_message=_first_error(exc)))
             continue
         estimated = await asyncio.to_thread(estimate_model, model)
-        results.append(_evaluate(model, estimated, cluster.snapshots))
+        results.append(_evaluate(model, estimated, cluster))
     return ModelEvaluationResponse(results=results)
 
 
-def _evaluate(model: Model, estimated: Estimated, snapshots: tuple[WorkerSnapshot, ...]) -> ModelEvaluationResult:
+def _evaluate(model: Model, estimated: Estimated, cluster: Cluster) -> ModelEvaluationResult:
     notes = [estimated.note] if estimated.note else []
     terms = _estimate_terms(estimated.estimate)
     try:
-        result = schedule(model_snapshot(model), estimated.estimate, snapshots)
+        result = schedule(cluster.snapshot_of(model), estimated.estimate, cluster.snapshots)
     except ValueError as exc:
         return ModelEvaluationResult(compatible=False, compatibility_messages=[str(exc)], estimate=terms)
     if not isinstance(result, Candidate):

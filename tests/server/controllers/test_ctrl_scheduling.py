@@ -9,6 +9,7 @@ from sqlmodel import col, select
 
 from gpustack.scheduler.estimate.gguf import estimate_gguf
 from gpustack.schemas.instances import ComputedResourceClaim, InstanceState, ModelInstance, ModelInstancePublic
+from gpustack.schemas.model_files import ModelFile
 from gpustack.schemas.models import BackendEnum, Model, PlacementStrategy, SourceEnum
 from gpustack.schemas.workers import (
     DEFAULT_GPU_RUNTIME_OVERHEAD,
@@ -132,6 +133,21 @@ async def test_binpack_puts_two_replicas_on_one_worker(db: Database, tiny_gguf: 
     assert [i.state for i in placed] == [InstanceState.SCHEDULED] * 2
     assert len({i.worker_id for i in placed}) == 1
     assert [i.gpu_indexes for i in placed] == [[0], [0]]
+
+
+async def test_a_worker_that_already_has_the_files_wins_a_tie(db: Database, tiny_gguf: Path) -> None:
+    await add_worker(db, "w-files-a", [4 * GiB])
+    b = await add_worker(db, "w-files-b", [4 * GiB])
+    async with db.session() as session:
+        session.add(ModelFile(worker_id=b, source=SourceEnum.LOCAL_PATH, source_key=str(tiny_gguf), state="ready"))
+        session.add(ModelFile(worker_id=b, source=SourceEnum.LOCAL_PATH, source_key="/other.gguf", state="ready"))
+        await session.commit()
+    mid = await add_model(db, "locality", tiny_gguf, 1)
+
+    await SchedulingController(db).reconcile()
+
+    [inst] = await instances(db, mid)
+    assert (inst.state, inst.worker_id) == (InstanceState.SCHEDULED, b)  # "w-files-a" would win by name
 
 
 async def test_unmatched_worker_selector_leaves_instance_pending_with_reason(db: Database, tiny_gguf: Path) -> None:
