@@ -20,8 +20,22 @@ from gpustack.server.db import Database, create_private_sqlite_file
 from gpustack.server.errors import install_error_handlers
 from gpustack.server.events import EventBus
 from gpustack.server.limits import BodyLimitMiddleware
+from gpustack.server.metrics import ServerMetrics
 from gpustack.server.migrate import run_migrations
-from gpustack.server.routers import api_keys, auth, health, instances, model_files, models, ui, users, workers
+from gpustack.server.routers import (
+    api_keys,
+    auth,
+    gpu_history,
+    health,
+    instances,
+    metrics,
+    model_files,
+    models,
+    ui,
+    usage,
+    users,
+    workers,
+)
 from gpustack.server.services.users import bootstrap_admin
 from gpustack.server.throttle import LoginThrottle
 
@@ -44,7 +58,7 @@ def _make_bus() -> EventBus:
 
 def _v2_router() -> APIRouter:
     v2 = APIRouter(prefix="/v2")
-    for module in (models, instances, workers, users, api_keys, model_files):
+    for module in (models, instances, workers, users, api_keys, model_files, usage, gpu_history):
         v2.include_router(module.router)
     return v2
 
@@ -78,9 +92,13 @@ def create_app(config: Config, start_hooks: list[StartHook] | None = None) -> Fa
     app.state.secret_key = config.secret_key()
     app.state.ready = False
     app.state.login_throttle = LoginThrottle()
+    app.state.metrics = ServerMetrics()
+    app.state.metrics.watch_live("bus", lambda: bus)
+    app.state.metrics.watch_live("pool", lambda: app.state.db.engine.pool)
     app.add_middleware(BodyLimitMiddleware, openai_limit=config.openai_max_body_mib << 20)
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(auth.router)
     app.include_router(_v2_router())
     for openai_router in openai_routers:
