@@ -80,6 +80,7 @@ class Config(BaseSettings):
     metrics_auth: bool = True
     usage_metering: bool = True  # record every OpenAI request (user, key, model, tokens) for /v2/usage
     usage_retention_days: int = Field(default=90, ge=1)  # raw records; rollups are kept
+    usage_flush_seconds: float = Field(default=1.0, gt=0)  # the usage writer's batch interval
     gpu_history_interval_seconds: float = Field(default=60.0, gt=0)
     gpu_history_retention_days: int = Field(default=7, ge=1)
 

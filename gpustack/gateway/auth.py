@@ -66,6 +66,7 @@ class CallerCache:
             user_id=principal.user.id,  # type: ignore[arg-type]
             allowed_models=frozenset(allowed),
             expires_at=key.expires_at if key else None,
+            api_key_id=(key.id or 0) if key else 0,
         )
 
 

@@ -22,8 +22,13 @@ def start_gateway(app: FastAPI, tasks: TaskGroup) -> None:
     state = app.state
     callers = CallerCache()
     meter = Meter(state.metrics, persist=state.config.usage_metering)
-    retention = state.config.usage_retention_days
-    tasks.spawn("usage-writer", lambda: write_forever(meter, state.db, retention_days=retention))
+    config = state.config
+    tasks.spawn(
+        "usage-writer",
+        lambda: write_forever(
+            meter, state.db, interval=config.usage_flush_seconds, retention_days=config.usage_retention_days
+        ),
+    )
     for kind in ("users", "api_keys"):
         tasks.spawn(f"gateway-auth-{kind}", functools.partial(clear_on_changes, state.bus, kind, callers))
 
