@@ -88,7 +88,9 @@ async def prune_usage(*, session: AsyncSession, record_days: int) -> None:
     now = utcnow()
     await session.execute(delete(UsageRecord).where(col(UsageRecord.created_at) < now - timedelta(days=record_days)))
     for gran, keep in ROLLUP_RETENTION.items():
-        stmt = delete(UsageRollup).where(col(UsageRollup.granularity) == gran.value, col(UsageRollup.bucket) < now - keep)
+        stmt = delete(UsageRollup).where(
+            col(UsageRollup.granularity) == gran.value, col(UsageRollup.bucket) < now - keep
+        )
         await session.execute(stmt)
     await session.commit()
 
