@@ -8,11 +8,12 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi.responses import Response, StreamingResponse
 
 from gpustack.gateway.usage import UsageWatch
-from gpustack.schemas.usage import NO_KEY, UsageRecord
+from gpustack.schemas.usage import NO_KEY
 from gpustack.server.db import Database
 from gpustack.server.metrics import ServerMetrics
 from gpustack.server.services.usage import prune_usage, write_usage
@@ -53,27 +54,28 @@ def tokens_from_tail(tail: bytes) -> tuple[int, int] | None:
     return found[0] or 0, found[1] or 0
 
 
-def to_record(m: Metered) -> UsageRecord:
+def to_record(m: Metered) -> dict[str, Any]:
+    """The usage_records row of one request (a plain dict: the writer builds hundreds per second)."""
     prompt = completion = 0
     estimated = False
     if m.watch is not None and m.watch.prompt_tokens is not None:
         prompt, completion, estimated = m.watch.prompt_tokens, m.watch.reported_completion, not m.watch.engine_usage
     elif m.tail and (parsed := tokens_from_tail(m.tail)) is not None:
         prompt, completion = parsed
-    return UsageRecord(
-        created_at=m.created_at,
-        user_id=m.user_id,
-        api_key_id=m.api_key_id or NO_KEY,
-        model=m.model[:255],
-        route=m.route[:64],
-        status=m.status,
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        total_tokens=prompt + completion,
-        estimated=estimated,
-        latency_ms=round(m.latency * 1000, 3),
-        ttft_ms=round(m.ttft * 1000, 3) if m.ttft is not None else None,
-    )
+    return {
+        "created_at": m.created_at,
+        "user_id": m.user_id,
+        "api_key_id": m.api_key_id or NO_KEY,
+        "model": m.model[:255],
+        "route": m.route[:64],
+        "status": m.status,
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "estimated": estimated,
+        "latency_ms": round(m.latency * 1000, 3),
+        "ttft_ms": round(m.ttft * 1000, 3) if m.ttft is not None else None,
+    }
 
 
 class Meter:
@@ -164,8 +166,8 @@ async def flush(meter: Meter, db: Database) -> bool:
             return False
         meter.metrics.usage_written.inc(len(records))
     for r in records:
-        meter.metrics.prompt_tokens.labels(r.model).inc(r.prompt_tokens)
-        meter.metrics.completion_tokens.labels(r.model).inc(r.completion_tokens)
+        meter.metrics.prompt_tokens.labels(r["model"]).inc(r["prompt_tokens"])
+        meter.metrics.completion_tokens.labels(r["model"]).inc(r["completion_tokens"])
     return True
 
 

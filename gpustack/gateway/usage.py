@@ -30,8 +30,8 @@ class UsageWatch:
             return None
         if _CONTENT.search(payload):
             self.completion_tokens += 1
-        if self.last is not None and b'"usage"' not in payload:
-            return None  # parsed only when needed: the request path stays cheap
+        if (self.last is not None or not self.client_wants_usage) and b'"usage"' not in payload:
+            return None  # parsed only when needed (the first chunk names an added usage chunk)
         try:
             chunk = json.loads(payload[5:])
         except (json.JSONDecodeError, UnicodeDecodeError):

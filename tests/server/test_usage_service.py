@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -21,6 +22,11 @@ from tests.utils.databases import BACKENDS, temporary_database
 T0 = datetime(2026, 3, 1, 10, 0)
 
 
+def _row(**fields: Any) -> dict[str, Any]:
+    """A usage_records row as the writer passes it, validated by the table model."""
+    return UsageRecord(**fields).model_dump(exclude={"id"})
+
+
 @pytest.fixture(params=BACKENDS)
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     with temporary_database(request.param, tmp_path) as url:
@@ -37,8 +43,8 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
             await database.dispose()
 
 
-def _record(minute: int, user_id: int, model: str, *, status: int = 200, key: int = 0) -> UsageRecord:
-    return UsageRecord(created_at=T0 + timedelta(minutes=minute, seconds=5), user_id=user_id, api_key_id=key,
+def _record(minute: int, user_id: int, model: str, *, status: int = 200, key: int = 0) -> dict[str, Any]:
+    return _row(created_at=T0 + timedelta(minutes=minute, seconds=5), user_id=user_id, api_key_id=key,
                        model=model, route="/v1/chat/completions", status=status, prompt_tokens=10,
                        completion_tokens=5, total_tokens=15, latency_ms=20.0)  # fmt: skip
 
@@ -88,7 +94,7 @@ async def test_ten_thousand_records_roll_up_and_query(db: Database) -> None:
 async def test_prune_keeps_day_rollups(db: Database) -> None:
     old = utcnow() - timedelta(days=30)
     rec = _record(0, 1, "a")
-    rec.created_at = old
+    rec["created_at"] = old
     async with db.session() as session:
         await write_usage(session=session, records=[rec])
         await prune_usage(session=session, record_days=7)

@@ -3,7 +3,7 @@
 import csv
 import io
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,23 +47,25 @@ _STEP = {
 }
 
 
-def _rollup_deltas(records: Iterable[UsageRecord]) -> dict[tuple[Any, ...], list[float]]:
+def _rollup_deltas(records: Iterable[Mapping[str, Any]]) -> dict[tuple[Any, ...], list[float]]:
     deltas: dict[tuple[Any, ...], list[float]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0.0])
     for r in records:
-        row = (1, 1 if r.status >= 400 else 0, r.prompt_tokens, r.completion_tokens, r.total_tokens, r.latency_ms)
+        row = (1, 1 if r["status"] >= 400 else 0, r["prompt_tokens"], r["completion_tokens"], r["total_tokens"],
+               r["latency_ms"])  # fmt: skip
+        who = (r["user_id"], r["api_key_id"], r["model"], r["route"])
         for g in Granularity:
-            sums = deltas[(g.value, bucket_of(r.created_at, g), r.user_id, r.api_key_id, r.model, r.route)]
+            sums = deltas[(g.value, bucket_of(r["created_at"], g), *who)]
             for i, value in enumerate(row):
                 sums[i] += value
     return deltas
 
 
-async def write_usage(*, session: AsyncSession, records: Sequence[UsageRecord]) -> None:
-    """Inserts the records and adds them to their rollups, in one transaction (one writer per server, so an
-    update that finds no row can insert it)."""
+async def write_usage(*, session: AsyncSession, records: Sequence[Mapping[str, Any]]) -> None:
+    """Inserts the records (usage_records rows as dicts) and adds them to their rollups in one
+    transaction (one writer per server, so an update that finds no row can insert it)."""
     if not records:
         return
-    await session.execute(insert(UsageRecord), [r.model_dump(exclude={"id"}) for r in records])
+    await session.execute(insert(UsageRecord), list(records))
     for (gran, bucket, user_id, key_id, model, route), sums in _rollup_deltas(records).items():
         where = and_(
             col(UsageRollup.granularity) == gran,
