@@ -201,3 +201,14 @@ def test_usage_queued_at_shutdown_is_written_and_survives_a_restart(tmp_path: Pa
             report = _usage(again, ("admin", "admin-password-1"))
     assert report["summary"]["api_requests"] >= 5  # the routing probe's 200 and the four requests
     assert report["summary"]["total_tokens"] == report["summary"]["api_requests"] * TOTAL
+
+
+def test_the_grafana_dashboard_queries_only_metrics_the_server_exports(rig: Any) -> None:
+    """Every server-side name in docs/grafana-dashboard.json is in a real scrape (the worker's names are
+    checked against a worker's scrape in tests/worker/agent/test_worker_metrics.py)."""
+    from tests.utils.dashboard import dashboard_metric_names, exported_by_worker
+
+    names = {n for n in dashboard_metric_names() if not exported_by_worker(n)}
+    assert len(names) >= 15
+    exported = {name for name, _ in settled(rig[0])}
+    assert names - exported == set()

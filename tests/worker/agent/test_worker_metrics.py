@@ -19,7 +19,16 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     inventory = tmp / "gpus.yaml"
     inventory.write_text(INVENTORY)
     with cluster(tmp, gpu_inventory=inventory, metrics_token=METRICS_TOKEN) as running:
+        wait_for(lambda: _answers(running), 20, "the worker proxy to listen")
         yield running
+
+
+def _answers(env: Cluster) -> bool:
+    try:
+        with env.proxy() as client:
+            return client.get("/healthz").status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +104,15 @@ def test_relabel_merges_families_of_several_engines() -> None:
     assert merged.count("# TYPE x counter") == 1
     samples = _samples(merged)
     assert samples[("x_total", (("a", "1"), ("i", "two")))] == 3 and samples[("x_total", (("i", "one"),))] == 4
+
+
+def test_the_grafana_dashboard_queries_only_metrics_the_worker_exports(env: Cluster, running: dict[str, Any]) -> None:
+    from tests.utils.dashboard import dashboard_metric_names, exported_by_worker
+
+    names = {n for n in dashboard_metric_names() if exported_by_worker(n)}
+    assert len(names) >= 8
+    body = {"messages": [{"role": "user", "content": "x"}]}
+    with env.proxy() as client:
+        client.post(f"/proxy/{running['id']}/v1/chat/completions", json=body, headers=env.auth())
+    exported = {name for name, _ in _samples(_scrape(env).text)}
+    assert names - exported == set()
