@@ -60,7 +60,9 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServe
     db_url = f"sqlite:///{tmp / 'm.db'}"
     hooks = [start_observers, start_gateway]
     with (
-        run_server(tmp / "data", db_url, hooks=hooks, metrics_token=METRICS_TOKEN) as server,
+        run_server(
+            tmp / "data", db_url, hooks=hooks, metrics_token=METRICS_TOKEN, gpu_history_interval_seconds=0.3
+        ) as server,
         UsageEngine() as engine,
     ):
         route_model(server, db_url, engine, "metered")
@@ -212,3 +214,22 @@ def test_the_grafana_dashboard_queries_only_metrics_the_server_exports(rig: Any)
     assert len(names) >= 15
     exported = {name for name, _ in settled(rig[0])}
     assert names - exported == set()
+
+
+def test_gpu_history_serves_the_workers_samples(rig: Any) -> None:
+    server = rig[0]
+
+    def series() -> list[dict[str, Any]] | None:
+        r = server.admin().get("/v2/gpu-history")
+        assert r.status_code == 200, r.text
+        found = [s for s in r.json()["series"] if s["worker_name"] == "w-metered"]
+        return found if found and all(len(s["time"]) >= 2 for s in found) else None
+
+    found = {s["gpu_index"]: s for s in wait_until(series, "two samples per series")}
+    assert set(found) == {-1, 0}  # the host and its one GPU
+    assert set(found[0]["utilization"]) == {42.0} and set(found[0]["memory_total"]) == {8 << 30}
+    assert set(found[-1]["utilization"]) == {20.0} and set(found[-1]["memory_used"]) == {4 << 30}
+    assert found[0]["time"] == sorted(found[0]["time"])
+    bad = server.admin().get("/v2/gpu-history", params={"start": "2026-01-02T00:00:00", "end": "2026-01-01T00:00:00"})
+    assert bad.status_code == 400 and "must be before" in bad.text
+    assert httpx.get(f"{server.url}/v2/gpu-history").status_code == 401
