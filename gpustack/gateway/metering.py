@@ -142,11 +142,18 @@ async def write_forever(meter: Meter, db: Database, *, interval: float = 1.0, re
             meter.wake.clear()
             await flush(meter, db)
             if meter.persist and time.monotonic() - pruned > 3600:
-                async with db.session() as session:
-                    await prune_usage(session=session, record_days=retention_days)
                 pruned = time.monotonic()
+                await _prune(db, retention_days)
     finally:
         await asyncio.shield(flush(meter, db))
+
+
+async def _prune(db: Database, retention_days: int) -> None:
+    try:
+        async with db.session() as session:
+            await prune_usage(session=session, record_days=retention_days)
+    except Exception:  # loop boundary: pruning is tried again in an hour; writing goes on
+        logger.exception("pruning old usage records failed")
 
 
 async def flush(meter: Meter, db: Database) -> bool:

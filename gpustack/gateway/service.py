@@ -138,6 +138,8 @@ async def proxy_openai(gateway: Gateway, request: Request, caller: Caller, path:
         if not parsed.watch.client_wants_usage:
             body = ask_for_usage(parsed.data)  # the usage chunk is hidden from the client again
     response = await _proxy(gateway, request, caller, path, body, headers, parsed)
+    if metered.model not in gateway.table.models:
+        metered.model = ""  # a name no model has: not a label value (clients could invent any number)
     return gateway.meter.meter(metered, response)
 
 

@@ -233,3 +233,14 @@ def test_gpu_history_serves_the_workers_samples(rig: Any) -> None:
     bad = server.admin().get("/v2/gpu-history", params={"start": "2026-01-02T00:00:00", "end": "2026-01-01T00:00:00"})
     assert bad.status_code == 400 and "must be before" in bad.text
     assert httpx.get(f"{server.url}/v2/gpu-history").status_code == 401
+
+
+def test_unknown_model_names_are_not_label_values(rig: Any) -> None:
+    server, _, _, key = rig
+    r = httpx.post(f"{server.url}{CHAT}", json={"model": "invented-name-123", "messages": []},
+                   headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+    assert r.status_code == 404
+    samples = settled(server)
+    assert not any(dict(labels).get("model") == "invented-name-123" for _, labels in samples)
+    unknown = ("gpustack_openai_requests_total", (("model", ""), ("route", CHAT), ("status", "404")))
+    assert samples[unknown] >= 1
