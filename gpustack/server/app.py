@@ -63,6 +63,13 @@ def _v2_router() -> APIRouter:
     return v2
 
 
+def _metrics(app: FastAPI, bus: EventBus) -> ServerMetrics:
+    metrics = ServerMetrics()
+    metrics.watch_live("bus", lambda: bus)
+    metrics.watch_live("pool", lambda: app.state.db.engine.pool)
+    return metrics
+
+
 def create_app(config: Config, start_hooks: list[StartHook] | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -92,9 +99,7 @@ def create_app(config: Config, start_hooks: list[StartHook] | None = None) -> Fa
     app.state.secret_key = config.secret_key()
     app.state.ready = False
     app.state.login_throttle = LoginThrottle()
-    app.state.metrics = ServerMetrics()
-    app.state.metrics.watch_live("bus", lambda: bus)
-    app.state.metrics.watch_live("pool", lambda: app.state.db.engine.pool)
+    app.state.metrics = _metrics(app, bus)
     app.add_middleware(BodyLimitMiddleware, openai_limit=config.openai_max_body_mib << 20)
     install_error_handlers(app)
     app.include_router(health.router)
