@@ -103,6 +103,8 @@ def _report(results: dict[str, dict[str, list[float]]], args: argparse.Namespace
           f"{_pct(on['stream'], 50) - _pct(off['stream'], 50):+.3f} ms)")  # fmt: skip
     print(f"throughput ratio (on / off), median of adjacent phases: {statistics.median(pairs):.3f}  "
           f"(target >= 0.95; per pair {' '.join(f'{p:.3f}' for p in pairs)})")  # fmt: skip
+    overall = statistics.median(on["rps"]) / statistics.median(off["rps"])
+    print(f"throughput ratio (on / off), median phase of each mode: {overall:.3f}")
     print(f"usage rows written while metered: {written} of {len(on['lat'])} metered requests")
 
 
