@@ -48,6 +48,10 @@ _START_FLAGS: list[tuple[str, dict[str, Any]]] = [
         {"type": float, "help": "wait this long for a worker's answer before probing it and failing over"},
     ),
     ("--openai-max-body-mib", {"type": int, "help": "largest request body on /v1 routes, in MiB (default 100)"}),
+    (
+        "--metrics-token",
+        {"help": "bearer token Prometheus presents to /metrics (admins' credentials work too); prefer the env var"},
+    ),
 ]
 
 
@@ -66,7 +70,9 @@ def _described(flag: str, kwargs: dict[str, Any]) -> dict[str, Any]:
 _START_EPILOG = (
     "Precedence: flag > GPUSTACK_* environment variable > --config-file > default. Options without a flag "
     "(GPUSTACK_HEARTBEAT_INTERVAL_SECONDS, GPUSTACK_HEARTBEAT_GRACE_SECONDS, GPUSTACK_RESCHEDULE_AFTER_SECONDS, "
-    "GPUSTACK_SCHEDULER_SCAN_SECONDS, GPUSTACK_RESYNC_SECONDS) are set by environment or config file."
+    "GPUSTACK_SCHEDULER_SCAN_SECONDS, GPUSTACK_RESYNC_SECONDS, GPUSTACK_METRICS_AUTH, GPUSTACK_USAGE_METERING, "
+    "GPUSTACK_USAGE_RETENTION_DAYS, GPUSTACK_USAGE_FLUSH_SECONDS, GPUSTACK_GPU_HISTORY_INTERVAL_SECONDS, "
+    "GPUSTACK_GPU_HISTORY_RETENTION_DAYS) are set by environment or config file."
 )
 
 

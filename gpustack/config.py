@@ -75,6 +75,14 @@ class Config(BaseSettings):
     resync_seconds: float = Field(default=60.0, gt=0)
     # gateway: past this, a request without response headers probes its worker and fails over if silent
     gateway_first_byte_timeout_seconds: float = Field(default=5.0, gt=0)
+    # observability: /metrics takes admin credentials or this bearer token; metrics_auth=false opens it
+    metrics_token: str | None = None
+    metrics_auth: bool = True
+    usage_metering: bool = True  # record every OpenAI request (user, key, model, tokens) for /v2/usage
+    usage_retention_days: int = Field(default=90, ge=1)  # raw records; rollups are kept
+    usage_flush_seconds: float = Field(default=1.0, gt=0)  # the usage writer's batch interval
+    gpu_history_interval_seconds: float = Field(default=60.0, gt=0)
+    gpu_history_retention_days: int = Field(default=7, ge=1)
 
     @classmethod
     def settings_customise_sources(
@@ -100,6 +108,13 @@ class Config(BaseSettings):
     @classmethod
     def _size(cls, value: str) -> str:
         parse_size(value)
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < MIN_TOKEN_CHARS:
+            raise ValueError(f"metrics_token must have at least {MIN_TOKEN_CHARS} characters")
         return value
 
     @field_validator("database_url")

@@ -23,6 +23,7 @@ class Caller:
     user_id: int
     allowed_models: frozenset[str]  # empty: every model
     expires_at: datetime | None = None  # the API key's expiry (naive UTC)
+    api_key_id: int = 0  # 0: user credentials, no key (usage records say so)
 
     def cache_seconds(self) -> float:
         """Cached no longer than the key stays valid."""
@@ -65,6 +66,7 @@ class CallerCache:
             user_id=principal.user.id,  # type: ignore[arg-type]
             allowed_models=frozenset(allowed),
             expires_at=key.expires_at if key else None,
+            api_key_id=(key.id or 0) if key else 0,
         )
 
 

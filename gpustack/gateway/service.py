@@ -12,8 +12,9 @@ from gpustack.core.errors import InvalidError
 from gpustack.gateway.auth import Caller, CallerCache
 from gpustack.gateway.forward import forward, openai_error
 from gpustack.gateway.health import WorkerHealth
+from gpustack.gateway.metering import Meter, Metered
 from gpustack.gateway.routing import ModelRoutes, Route, RoutingTable
-from gpustack.gateway.usage import UsageWatch, usage_watch
+from gpustack.gateway.usage import UsageWatch, ask_for_usage, usage_watch
 from gpustack.server.db import Database
 from gpustack.server.security import proxy_credential
 
@@ -29,6 +30,7 @@ class Gateway:
     table: RoutingTable = field(default_factory=RoutingTable)
     callers: CallerCache = field(default_factory=CallerCache)
     health: WorkerHealth = field(default_factory=WorkerHealth)
+    meter: Meter | None = None  # None: metering off (nothing counted, the stream bytes pass untouched)
     _credentials: dict[str, str] = field(default_factory=dict)
 
     def credential(self, route: Route) -> str:
@@ -48,15 +50,22 @@ def _string(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def read_request(body: bytes, headers: dict[str, str]) -> tuple[str | None, UsageWatch | None] | None:
-    """(model name, usage watch) from the body, parsed once; None when a JSON body is not a JSON object.
+@dataclass
+class Parsed:
+    model: str | None
+    watch: UsageWatch | None = None  # streamed requests only
+    data: dict[str, object] | None = None  # the JSON body
+
+
+def read_request(body: bytes, headers: dict[str, str]) -> Parsed | None:
+    """Model name, usage watch and JSON from the body, parsed once; None when a JSON body is not a JSON object.
 
     Everything but uploads is JSON whatever the client said (`curl -d` sends a form type), so the
     forwarded content-type becomes application/json.
     """
     if headers.get("content-type", "").startswith("multipart/form-data"):
         match = _MULTIPART_MODEL.search(body)
-        return (match.group(1).decode(errors="replace") if match else None), None
+        return Parsed(match.group(1).decode(errors="replace") if match else None)
     try:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -66,7 +75,7 @@ def read_request(body: bytes, headers: dict[str, str]) -> tuple[str | None, Usag
     if not isinstance(data, dict):
         return None
     headers["content-type"] = "application/json"
-    return _string(data.get("model")), usage_watch(data)
+    return Parsed(_string(data.get("model")), usage_watch(data), data)
 
 
 # Which model categories each endpoint serves (GPUStack's category names).
@@ -117,12 +126,37 @@ def unsupported_category(name: str, entry: ModelRoutes, path: str) -> str | None
 
 
 async def proxy_openai(gateway: Gateway, request: Request, caller: Caller, path: str) -> Response:
+    """Forwards one OpenAI request; with metering on, its answer is counted as it passes."""
     body = await request.body()
     headers = dict(request.headers)
     parsed = read_request(body, headers)
+    if gateway.meter is None:
+        return await _proxy(gateway, request, caller, path, body, headers, parsed)
+    metered = Metered(caller.user_id, caller.api_key_id, (parsed.model if parsed else None) or "", path)
+    if parsed is not None and parsed.watch is not None and parsed.data is not None:
+        metered.watch = parsed.watch
+        if not parsed.watch.client_wants_usage:
+            body = ask_for_usage(parsed.data)  # the usage chunk is hidden from the client again
+    response = await _proxy(gateway, request, caller, path, body, headers, parsed)
+    if metered.model not in gateway.table.models:
+        metered.model = ""  # a name no model has: not a label value (clients could invent any number)
+    return gateway.meter.meter(metered, response)
+
+
+async def _proxy(
+    gateway: Gateway,
+    request: Request,
+    caller: Caller,
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+    parsed: Parsed | None,
+) -> Response:
     if parsed is None:
         return openai_error(400, "The request body must be a JSON object.", "invalid_request_error")
-    name, watch = parsed
+    name, watch = parsed.model, parsed.watch
+    if watch is not None and gateway.meter is None and not watch.client_wants_usage:
+        watch = None  # nothing to add or hide
     if not name:
         return openai_error(400, "The request needs a 'model' field.", "invalid_request_error")
     if caller.allowed_models and name not in caller.allowed_models:

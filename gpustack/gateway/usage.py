@@ -1,12 +1,15 @@
-"""Adds the usage chunk an OpenAI stream ends with (stream_options.include_usage) when the engine sends none."""
+"""Stream usage: the gateway asks engines for the usage chunk, hides it from clients that did not ask,
+and adds one (estimated) when the engine sends none to a client that asked."""
 
 import json
 import math
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 _CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text with BPE vocabularies
+_CONTENT = re.compile(rb'"(?:content|text)"\s*:\s*"[^"]')  # a chunk carrying some text
 
 
 @dataclass
@@ -14,30 +17,50 @@ class UsageWatch:
     """What one stream needs: the prompt's size, and what the events passing through showed."""
 
     prompt_chars: int
+    client_wants_usage: bool = True  # stream_options.include_usage was in the client's request
     engine_usage: bool = False  # the engine sent its own usage: nothing to add
-    completion_tokens: int = 0
-    last: dict[str, Any] | None = None
+    completion_tokens: int = 0  # chunks with text (llama.cpp engines stream one token per chunk)
+    usage: dict[str, Any] | None = None  # the engine's own usage numbers
+    last: dict[str, Any] | None = None  # the first chunk (id, model, created for an added usage chunk)
 
-    def observe(self, event: bytes) -> None:
+    def observe(self, event: bytes) -> dict[str, Any] | None:
+        """Counts one SSE event; returns the parsed chunk when it carries the engine's usage."""
         payload = event.strip()
         if not payload.startswith(b"data:") or payload == b"data: [DONE]":
-            return
+            return None
+        if _CONTENT.search(payload):
+            self.completion_tokens += 1
+        if (self.last is not None or not self.client_wants_usage) and b'"usage"' not in payload:
+            return None  # parsed only when needed (the first chunk names an added usage chunk)
         try:
             chunk = json.loads(payload[5:])
         except (json.JSONDecodeError, UnicodeDecodeError):
-            return
+            return None
         if not isinstance(chunk, dict):
-            return
-        self.last = chunk
-        if chunk.get("usage"):
+            return None
+        if self.last is None:
+            self.last = chunk
+        usage = chunk.get("usage")
+        if isinstance(usage, dict) and usage:
             self.engine_usage = True
-        for choice in chunk.get("choices") or []:
-            delta = choice.get("delta") or {}
-            if delta.get("content") or choice.get("text"):
-                self.completion_tokens += 1  # llama.cpp engines stream one token per chunk
+            self.usage = usage
+            return chunk
+        return None
+
+    @property
+    def prompt_tokens(self) -> int:
+        if self.usage is not None:
+            return _int(self.usage.get("prompt_tokens"))
+        return math.ceil(self.prompt_chars / _CHARS_PER_TOKEN)
+
+    @property
+    def reported_completion(self) -> int:
+        if self.usage is not None:
+            return _int(self.usage.get("completion_tokens"))
+        return self.completion_tokens
 
     def usage_event(self) -> bytes:
-        prompt = math.ceil(self.prompt_chars / _CHARS_PER_TOKEN)
+        prompt = self.prompt_tokens
         last = self.last or {}
         chunk = {
             "id": last.get("id", ""),
@@ -55,6 +78,10 @@ class UsageWatch:
         return b"data: " + json.dumps(chunk).encode() + b"\n\n"
 
 
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and value >= 0 else 0
+
+
 def _text_size(value: Any) -> int:
     if isinstance(value, str):
         return len(value)
@@ -64,28 +91,50 @@ def _text_size(value: Any) -> int:
 
 
 def usage_watch(request: dict[str, Any]) -> UsageWatch | None:
-    """A watch when the request streams and asks for usage; None otherwise (the bytes pass untouched)."""
-    options = request.get("stream_options")
-    if request.get("stream") is not True or not isinstance(options, dict) or options.get("include_usage") is not True:
+    """A watch for every streamed request (None otherwise: the bytes pass untouched)."""
+    if request.get("stream") is not True:
         return None
+    options = request.get("stream_options")
+    wants = isinstance(options, dict) and options.get("include_usage") is True
     messages = request.get("messages")
     if isinstance(messages, list):
         size = sum(_text_size(m.get("content")) for m in messages if isinstance(m, dict))
     else:
         size = _text_size(request.get("prompt"))
-    return UsageWatch(prompt_chars=size)
+    return UsageWatch(prompt_chars=size, client_wants_usage=wants)
+
+
+def ask_for_usage(request: dict[str, Any]) -> bytes:
+    """The request body with stream_options.include_usage set, for a client that did not ask."""
+    options = request.get("stream_options")
+    options = {**options, "include_usage": True} if isinstance(options, dict) else {"include_usage": True}
+    return json.dumps({**request, "stream_options": options}).encode()
+
+
+def _hidden(event: bytes, chunk: dict[str, Any]) -> bytes | None:
+    """A usage chunk the client did not ask for: dropped when it carries nothing else, else stripped."""
+    if not chunk.get("choices"):
+        return None
+    rest = {k: v for k, v in chunk.items() if k != "usage"}
+    return b"data: " + json.dumps(rest).encode()
 
 
 async def with_usage(chunks: AsyncIterator[bytes], watch: UsageWatch) -> AsyncIterator[bytes]:
-    """Passes whole SSE events through as they complete; puts a usage event before `data: [DONE]` if needed."""
+    """Passes whole SSE events through as they complete; puts a usage event before `data: [DONE]` if the
+    client asked and the engine sent none; hides the engine's usage from a client that did not ask."""
     buffer = b""
     async for chunk in chunks:
         buffer += chunk.replace(b"\r\n", b"\n")
         while b"\n\n" in buffer:
             event, buffer = buffer.split(b"\n\n", 1)
-            if event.strip() == b"data: [DONE]" and not watch.engine_usage:
+            if event.strip() == b"data: [DONE]" and watch.client_wants_usage and not watch.engine_usage:
                 yield watch.usage_event()
-            watch.observe(event)
+            with_engine_usage = watch.observe(event)
+            if with_engine_usage is not None and not watch.client_wants_usage:
+                kept = _hidden(event, with_engine_usage)
+                if kept is None:
+                    continue
+                event = kept
             yield event + b"\n\n"
     if buffer:
         yield buffer

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from gpustack.core.http import fast_async_client
 from gpustack.core.tasks import TaskGroup
 from gpustack.gateway.auth import CallerCache, clear_on_changes
+from gpustack.gateway.metering import Meter, write_forever
 from gpustack.gateway.service import Gateway
 from gpustack.server.controllers.loop import reconcile_forever
 
@@ -20,6 +21,14 @@ _LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
 def start_gateway(app: FastAPI, tasks: TaskGroup) -> None:
     state = app.state
     callers = CallerCache()
+    meter = Meter(state.metrics, persist=state.config.usage_metering)
+    config = state.config
+    tasks.spawn(
+        "usage-writer",
+        lambda: write_forever(
+            meter, state.db, interval=config.usage_flush_seconds, retention_days=config.usage_retention_days
+        ),
+    )
     for kind in ("users", "api_keys"):
         tasks.spawn(f"gateway-auth-{kind}", functools.partial(clear_on_changes, state.bus, kind, callers))
 
@@ -30,6 +39,7 @@ def start_gateway(app: FastAPI, tasks: TaskGroup) -> None:
                 secret_key=state.secret_key,
                 client=client,
                 callers=callers,
+                meter=meter,
                 first_byte_timeout=state.config.gateway_first_byte_timeout_seconds,
             )
             state.gateway = gateway

@@ -3,4 +3,13 @@
 
 def load_all() -> None:
     """Import every table module so SQLModel.metadata knows the whole schema."""
-    from gpustack.schemas import api_keys, instances, model_files, models, users, workers  # noqa: F401
+    from gpustack.schemas import (  # noqa: F401
+        api_keys,
+        gpu_history,
+        instances,
+        model_files,
+        models,
+        usage,
+        users,
+        workers,
+    )

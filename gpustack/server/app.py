@@ -20,16 +20,20 @@ from gpustack.server.db import Database, create_private_sqlite_file
 from gpustack.server.errors import install_error_handlers
 from gpustack.server.events import EventBus
 from gpustack.server.limits import BodyLimitMiddleware
+from gpustack.server.metrics import ServerMetrics
 from gpustack.server.migrate import run_migrations
 from gpustack.server.routers import (
     api_keys,
     auth,
+    gpu_history,
     health,
     instances,
+    metrics,
     model_evaluations,
     model_files,
     models,
     ui,
+    usage,
     users,
     workers,
 )
@@ -55,9 +59,16 @@ def _make_bus() -> EventBus:
 
 def _v2_router() -> APIRouter:
     v2 = APIRouter(prefix="/v2")
-    for module in (models, instances, workers, users, api_keys, model_files, model_evaluations):
+    for module in (models, instances, workers, users, api_keys, model_files, model_evaluations, usage, gpu_history):
         v2.include_router(module.router)
     return v2
+
+
+def _metrics(app: FastAPI, bus: EventBus) -> ServerMetrics:
+    metrics = ServerMetrics()
+    metrics.watch_live("bus", lambda: bus)
+    metrics.watch_live("pool", lambda: app.state.db.engine.pool)
+    return metrics
 
 
 def create_app(config: Config, start_hooks: list[StartHook] | None = None) -> FastAPI:
@@ -89,9 +100,11 @@ def create_app(config: Config, start_hooks: list[StartHook] | None = None) -> Fa
     app.state.secret_key = config.secret_key()
     app.state.ready = False
     app.state.login_throttle = LoginThrottle()
+    app.state.metrics = _metrics(app, bus)
     app.add_middleware(BodyLimitMiddleware, openai_limit=config.openai_max_body_mib << 20)
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(auth.router)
     app.include_router(_v2_router())
     for openai_router in openai_routers:

@@ -78,6 +78,10 @@ class EventBus:
         finally:
             self._subs[kind].discard(sub)
 
+    def subscriber_counts(self) -> dict[str, int]:
+        """Open subscriptions per kind (watch streams and the server's own loops)."""
+        return {kind: len(subs) for kind, subs in self._subs.items()}
+
     def close(self) -> None:
         """Server shutdown: every open watch stream ends now, so connections can close gracefully."""
         self.closed = True

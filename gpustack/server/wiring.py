@@ -6,6 +6,7 @@ from gpustack.core.tasks import TaskGroup
 from gpustack.server.app import StartHook
 from gpustack.server.controllers.loop import reconcile_forever
 from gpustack.server.controllers.models import reconcile_models
+from gpustack.server.controllers.observe import count_decisions, refresh_state_gauges, sample_history
 from gpustack.server.controllers.scheduling import SchedulingController
 from gpustack.server.controllers.workers import WorkerLiveness
 
@@ -40,7 +41,32 @@ def start_controllers(app: FastAPI, tasks: TaskGroup) -> None:
     tasks.spawn("worker-liveness", lambda: reconcile_forever("workers", liveness.reconcile, period=check_every))
 
 
+def start_observers(app: FastAPI, tasks: TaskGroup) -> None:
+    """The loops behind /metrics' state gauges and the GPU history (the scrape never reads the DB)."""
+    config, db, bus, metrics = app.state.config, app.state.db, app.state.bus, app.state.metrics
+    tasks.spawn(
+        "metrics-states",
+        lambda: reconcile_forever(
+            "metrics-states",
+            lambda: refresh_state_gauges(db, metrics),
+            period=15.0,
+            bus=bus,
+            kinds=("model_instances", "workers"),
+            debounce=1.0,
+        ),
+    )
+    tasks.spawn("metrics-decisions", lambda: count_decisions(bus, metrics))
+    tasks.spawn(
+        "gpu-history",
+        lambda: reconcile_forever(
+            "gpu-history",
+            lambda: sample_history(db, config.gpu_history_retention_days),
+            period=config.gpu_history_interval_seconds,
+        ),
+    )
+
+
 def server_hooks() -> list[StartHook]:
     from gpustack.gateway.wiring import start_gateway
 
-    return [start_controllers, start_gateway]
+    return [start_controllers, start_observers, start_gateway]

@@ -20,6 +20,7 @@ from gpustack.worker.client import ServerClient, ServerClientError, is_retryable
 from gpustack.worker.detect import collect_status
 from gpustack.worker.detect.engines import probe_backends, warn_cpu_only
 from gpustack.worker.engine import ServeOptions
+from gpustack.worker.metrics import WorkerMetrics
 from gpustack.worker.proxy import create_proxy_app
 from gpustack.worker.serve import ServeLoop
 
@@ -82,6 +83,7 @@ class WorkerAgent:
             self.server_url, config.token, self._registration, secret_path=config.data_dir / "worker_secret"
         )
         self.serve = ServeLoop(config, self.client, self.name, options)
+        self.metrics = WorkerMetrics(self.name, self.serve.runners)
         self._tasks = TaskGroup()
         self._socket: socket.socket | None = None
         self._stopped = asyncio.Event()
@@ -119,6 +121,7 @@ class WorkerAgent:
             self._backends = await asyncio.to_thread(probe_backends)
             if status.gpu_devices and not status.simulated_gpus:
                 warn_cpu_only(self._backends)
+        self.metrics.status = status
         return status.model_copy(
             update={
                 "gpu_runtime_overhead": parse_size(self.config.gpu_runtime_overhead),
@@ -162,7 +165,13 @@ class WorkerAgent:
         sock, self._socket = self._socket, None
         if sock is None:
             sock = bind_socket(self.config.host or "0.0.0.0", self.config.worker_port)
-        app = create_proxy_app(self.serve.runner, lambda: self.client.proxy_credential)
+        app = create_proxy_app(
+            self.serve.runner,
+            lambda: self.client.proxy_credential,
+            self.metrics,
+            metrics_token=self.config.metrics_token,
+            metrics_auth=self.config.metrics_auth,
+        )
         server = _EmbeddedServer(
             uvicorn.Config(
                 app, log_config=None, access_log=False, timeout_graceful_shutdown=2, log_level=self.config.log_level

@@ -16,6 +16,8 @@ from starlette.types import Receive, Scope, Send
 from gpustack.core.http import PROXY_ERROR_HEADER, fast_async_client, relay
 from gpustack.schemas.instances import InstanceState
 from gpustack.worker.logs import follow, read_tail
+from gpustack.worker.metrics import ProxyTimer, WorkerMetrics
+from gpustack.worker.metrics_routes import engines_metrics, instance_metrics, worker_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,7 @@ class ProxyTarget(Protocol):
     phase: InstanceState
     port: int | None
     log_path: Path
+    name: str
 
 
 Lookup = Callable[[int], ProxyTarget | None]
@@ -134,7 +137,19 @@ async def proxy(request: Request, instance_id: int, path: str) -> Response:
     port = target.port
     if target.phase != InstanceState.RUNNING or port is None:
         return _error(503, f"model instance {instance_id} is {target.phase.value}, not running")
-    return await _forward(request.app.state.http, request, port, _upstream_path(request, instance_id, path))
+    timer = ProxyTimer(request.app.state.metrics, target.name) if request.app.state.metrics else None
+    response = await _forward(request.app.state.http, request, port, _upstream_path(request, instance_id, path))
+    if timer is not None:
+        response.body_iterator = _timed(response.body_iterator, timer, response.status_code)  # type: ignore[attr-defined]
+    return response
+
+
+async def _timed(body: AsyncIterator[bytes], timer: ProxyTimer, status: int) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in body:
+            yield chunk
+    finally:
+        timer.done(status)
 
 
 async def logs(
@@ -162,11 +177,26 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
 
 
-def create_proxy_app(lookup: Lookup, credential: CredentialSource) -> FastAPI:
-    """The app served on the worker port; every route but /healthz needs the proxy credential."""
+def create_proxy_app(
+    lookup: Lookup,
+    credential: CredentialSource,
+    metrics: WorkerMetrics | None = None,
+    *,
+    metrics_token: str | None = None,
+    metrics_auth: bool = True,
+) -> FastAPI:
+    """The app served on the worker port; every route but /healthz needs the proxy credential (the metrics
+    routes also take the metrics token)."""
     app = FastAPI(title="GPUStack worker", lifespan=_lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.lookup = lookup
     app.state.credential = credential
+    app.state.metrics = metrics
+    app.state.metrics_token = metrics_token
+    app.state.metrics_auth = metrics_auth
+    if metrics is not None:
+        app.add_api_route("/metrics", worker_metrics, methods=["GET"])
+        app.add_api_route("/metrics/engines", engines_metrics, methods=["GET"])
+        app.add_api_route("/instances/{instance_id}/metrics", instance_metrics, methods=["GET"])
     authorized = [Depends(_require_credential)]
     app.add_api_route("/healthz", healthz, methods=["GET"])
     app.add_api_route("/proxy/{instance_id}/{path:path}", proxy, methods=PROXY_METHODS, dependencies=authorized)

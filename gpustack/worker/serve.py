@@ -97,6 +97,10 @@ class ServeLoop:
         """The local runner of an instance (what the proxy forwards to), if this worker serves it."""
         return self._runners.get(instance_id)
 
+    def runners(self) -> list[InstanceRunner]:
+        """Every local runner (the worker's metrics read them)."""
+        return list(self._runners.values())
+
     def wake(self) -> None:
         self._wake.set()
 

@@ -3,7 +3,7 @@
 import json
 from collections.abc import AsyncIterator
 
-from gpustack.gateway.usage import usage_watch, with_usage
+from gpustack.gateway.usage import UsageWatch, ask_for_usage, usage_watch, with_usage
 
 
 def _event(data: object) -> bytes:
@@ -15,12 +15,12 @@ def _chunk(text: str, usage: dict | None = None) -> dict:
             "choices": [{"index": 0, "delta": {"content": text}}], "usage": usage}  # fmt: skip
 
 
-async def _run(chunks: list[bytes], request: dict) -> list[dict | str]:
+async def _run(chunks: list[bytes], request: dict, watch: UsageWatch | None = None) -> list[dict | str]:
     async def source() -> AsyncIterator[bytes]:
         for chunk in chunks:
             yield chunk
 
-    watch = usage_watch(request)
+    watch = watch or usage_watch(request)
     assert watch is not None
     raw = b"".join([part async for part in with_usage(source(), watch)])
     events = [e[len("data: ") :] for e in raw.decode().split("\n\n") if e]
@@ -56,9 +56,43 @@ async def test_engine_usage_is_passed_through_alone() -> None:
     assert events[-1] == "[DONE]"
 
 
-def test_only_streams_that_ask_are_watched() -> None:
-    assert usage_watch({"stream": True}) is None
+def test_every_stream_is_watched_and_remembers_whether_the_client_asked() -> None:
     assert usage_watch({"stream": False, "stream_options": {"include_usage": True}}) is None
-    assert usage_watch({"stream": True, "stream_options": {"include_usage": False}}) is None
+    plain = usage_watch({"stream": True})
+    assert plain is not None and plain.client_wants_usage is False
+    declined = usage_watch({"stream": True, "stream_options": {"include_usage": False}})
+    assert declined is not None and declined.client_wants_usage is False
     watch = usage_watch({"stream": True, "stream_options": {"include_usage": True}, "prompt": ["ab", "cd"]})
-    assert watch is not None and watch.prompt_chars == 4
+    assert watch is not None and watch.prompt_chars == 4 and watch.client_wants_usage
+
+
+def test_ask_for_usage_keeps_the_clients_other_stream_options() -> None:
+    body = json.loads(ask_for_usage({"model": "m", "stream": True, "stream_options": {"x": 1}}))
+    assert body == {"model": "m", "stream": True, "stream_options": {"x": 1, "include_usage": True}}
+
+
+async def test_engine_usage_is_hidden_from_a_client_that_did_not_ask() -> None:
+    own = {"prompt_tokens": 11, "completion_tokens": 2, "total_tokens": 13}
+    stream = [
+        _event(_chunk("a")),
+        _event({**_chunk("b"), "usage": own}),  # usage on a content chunk: stripped, the text kept
+        _event({**_chunk(""), "choices": [], "usage": own}),  # a usage-only chunk: dropped
+        _event(b"[DONE]"),
+    ]
+    request = {"stream": True, "messages": [{"role": "user", "content": "x"}]}
+    watch = usage_watch(request)
+    assert watch is not None
+    events = await _run(stream, request, watch)
+    assert events[-1] == "[DONE]" and len(events) == 3
+    assert [e["choices"][0]["delta"]["content"] for e in events[:2]] == ["a", "b"]  # type: ignore[index]
+    assert "usage" not in events[1]  # type: ignore[operator]
+    assert (watch.prompt_tokens, watch.reported_completion, watch.engine_usage) == (11, 2, True)
+
+
+async def test_no_usage_chunk_is_added_for_a_client_that_did_not_ask() -> None:
+    request = {"stream": True, "messages": [{"role": "user", "content": "x" * 8}]}
+    watch = usage_watch(request)
+    assert watch is not None
+    events = await _run([_event(_chunk("a")), _event(_chunk("b")), _event(b"[DONE]")], request, watch)
+    assert len(events) == 3 and events[-1] == "[DONE]"
+    assert (watch.prompt_tokens, watch.reported_completion, watch.engine_usage) == (2, 2, False)

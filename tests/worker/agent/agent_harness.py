@@ -185,7 +185,7 @@ def run_agent(
 
 
 @contextmanager
-def cluster(tmp: Path) -> Iterator[Cluster]:
+def cluster(tmp: Path, **overrides: Any) -> Iterator[Cluster]:
     captured: dict[str, Any] = {}
 
     def capture(app: FastAPI, _tasks: TaskGroup) -> None:
@@ -207,6 +207,7 @@ def cluster(tmp: Path) -> Iterator[Cluster]:
             heartbeat_interval_seconds=1.0,
             resync_seconds=300.0,
             gpu_runtime_overhead="1GiB",
+            **overrides,
         )
         with run_agent(config, server.url, FAST) as (agent, agent_loop):
             recorder = StateRecorder()

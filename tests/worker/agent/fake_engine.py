@@ -26,6 +26,18 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/v1/models":
             self._json(200, {"object": "list", "data": [{"id": self.model_name, "object": "model"}]})
+        elif self.path == "/metrics":  # shaped like vLLM's
+            text = (
+                "# HELP vllm:num_requests_running Requests running.\n# TYPE vllm:num_requests_running gauge\n"
+                f'vllm:num_requests_running{{model_name="{self.model_name}"}} 1.0\n'
+                "# HELP vllm:prompt_tokens_total Prompt tokens.\n# TYPE vllm:prompt_tokens_total counter\n"
+                "vllm:prompt_tokens_total 42.0\n"
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(text)))
+            self.end_headers()
+            self.wfile.write(text)
         elif self.path.startswith("/echo-path"):
             self._json(200, {"path": self.path})
         else:

@@ -1,0 +1,187 @@
+"""Metering of OpenAI requests: one record per request into an in-memory queue; a writer task batches
+them into SQL. Nothing here touches the database on the request path."""
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi.responses import Response, StreamingResponse
+
+from gpustack.gateway.usage import UsageWatch
+from gpustack.schemas.usage import NO_KEY
+from gpustack.server.db import Database
+from gpustack.server.metrics import ServerMetrics
+from gpustack.server.services.usage import prune_usage, write_usage
+
+logger = logging.getLogger(__name__)
+
+BATCH = 500  # records that wake the writer before its interval
+MAX_QUEUED = 200_000  # during a database outage, older records beyond this are dropped (and logged)
+TAIL_BYTES = 16 << 10  # a JSON answer's usage object sits at its end
+_TOKENS = {name: re.compile(rb'"%s"\s*:\s*(\d+)' % name.encode()) for name in ("prompt_tokens", "completion_tokens")}
+
+
+@dataclass
+class Metered:
+    """One request on its way: who, what, when; filled in as the answer passes."""
+
+    user_id: int
+    api_key_id: int
+    model: str
+    route: str
+    started: float = field(default_factory=time.perf_counter)
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC).replace(tzinfo=None))
+    status: int = 0
+    ttft: float | None = None
+    latency: float = 0.0
+    tail: bytes = b""  # the end of a JSON answer, parsed by the writer
+    watch: UsageWatch | None = None
+
+
+def tokens_from_tail(tail: bytes) -> tuple[int, int] | None:
+    """(prompt, completion) from the last usage numbers in a JSON answer's end; None when it has none."""
+    found = []
+    for pattern in _TOKENS.values():
+        matches = pattern.findall(tail)
+        found.append(int(matches[-1]) if matches else None)
+    if found[0] is None and found[1] is None:
+        return None
+    return found[0] or 0, found[1] or 0
+
+
+def to_record(m: Metered) -> dict[str, Any]:
+    """The usage_records row of one request (a plain dict: the writer builds hundreds per second)."""
+    prompt = completion = 0
+    estimated = False
+    if m.watch is not None and m.watch.prompt_tokens is not None:
+        prompt, completion, estimated = m.watch.prompt_tokens, m.watch.reported_completion, not m.watch.engine_usage
+    elif m.tail and (parsed := tokens_from_tail(m.tail)) is not None:
+        prompt, completion = parsed
+    return {
+        "created_at": m.created_at,
+        "user_id": m.user_id,
+        "api_key_id": m.api_key_id or NO_KEY,
+        "model": m.model[:255],
+        "route": m.route[:64],
+        "status": m.status,
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "estimated": estimated,
+        "latency_ms": round(m.latency * 1000, 3),
+        "ttft_ms": round(m.ttft * 1000, 3) if m.ttft is not None else None,
+    }
+
+
+class Meter:
+    """The gateway's side: counts in memory at once, queues the record for the writer."""
+
+    def __init__(self, metrics: ServerMetrics, *, persist: bool = True) -> None:
+        self.metrics = metrics
+        self.persist = persist  # False: token counters only, no usage rows (usage_metering off)
+        self.queue: list[Metered] = []
+        self.wake = asyncio.Event()
+
+    def finish(self, m: Metered) -> None:
+        labels = (m.model, m.route)
+        self.metrics.requests.labels(m.model, m.route, str(m.status)).inc()
+        self.metrics.latency.labels(*labels).observe(m.latency)
+        if m.ttft is not None:
+            self.metrics.ttft.labels(*labels).observe(m.ttft)
+        self.queue.append(m)
+        if len(self.queue) >= BATCH:
+            self.wake.set()
+
+    def meter(self, m: Metered, response: Response) -> Response:
+        """Counts `response` now, or when its streamed body ends."""
+        m.status = response.status_code
+        if not isinstance(response, StreamingResponse):
+            m.latency = time.perf_counter() - m.started
+            if response.status_code < 400:
+                m.tail = bytes(response.body[-TAIL_BYTES:])
+            self.finish(m)
+            return response
+        self.metrics.in_flight.inc()
+        json_body = response.headers.get("content-type", "").startswith("application/json")
+        response.body_iterator = self._watch(m, response.body_iterator, json_body)  # type: ignore[arg-type]
+        return response
+
+    async def _watch(self, m: Metered, body: AsyncIterator[bytes], keep_tail: bool) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in body:
+                if m.ttft is None:
+                    m.ttft = time.perf_counter() - m.started
+                if keep_tail:
+                    m.tail = (m.tail + chunk)[-TAIL_BYTES:]
+                yield chunk
+        finally:
+            m.latency = time.perf_counter() - m.started
+            self.metrics.in_flight.dec()
+            self.finish(m)
+
+    def take(self) -> list[Metered]:
+        batch, self.queue = self.queue, []
+        return batch
+
+
+async def write_forever(meter: Meter, db: Database, *, interval: float = 1.0, retention_days: int = 90) -> None:
+    """The writer task: every `interval` (sooner when 500 wait) one transaction for the batch; what is
+    queued when the server stops is written before the task ends."""
+    pruned = 0.0
+    try:
+        while True:
+            try:
+                await asyncio.wait_for(meter.wake.wait(), interval)
+            except TimeoutError:
+                pass
+            meter.wake.clear()
+            await flush(meter, db)
+            if meter.persist and time.monotonic() - pruned > 3600:
+                pruned = time.monotonic()
+                await _prune(db, retention_days)
+    finally:
+        await asyncio.shield(flush(meter, db))
+
+
+async def _prune(db: Database, retention_days: int) -> None:
+    try:
+        async with db.session() as session:
+            await prune_usage(session=session, record_days=retention_days)
+    except Exception:  # loop boundary: pruning is tried again in an hour; writing goes on
+        logger.exception("pruning old usage records failed")
+
+
+async def flush(meter: Meter, db: Database) -> bool:
+    """Writes what is queued; on a database failure the batch goes back to the queue for the next try."""
+    batch = meter.take()
+    meter.metrics.usage_queue.set(0)
+    if not batch:
+        return True
+    records = [to_record(m) for m in batch]
+    if meter.persist:
+        try:
+            async with db.session() as session:
+                await write_usage(session=session, records=records)
+        except Exception:  # loop boundary: the records are kept for the next pass, not lost
+            logger.exception("writing %d usage records failed; they are retried with the next batch", len(batch))
+            _requeue(meter, batch)
+            return False
+        meter.metrics.usage_written.inc(len(records))
+    for r in records:
+        meter.metrics.prompt_tokens.labels(r["model"]).inc(r["prompt_tokens"])
+        meter.metrics.completion_tokens.labels(r["model"]).inc(r["completion_tokens"])
+    return True
+
+
+def _requeue(meter: Meter, batch: list[Metered]) -> None:
+    meter.queue[:0] = batch
+    if len(meter.queue) > MAX_QUEUED:
+        dropped = len(meter.queue) - MAX_QUEUED
+        del meter.queue[:dropped]
+        logger.error("the database is still unavailable: dropped the %d oldest usage records", dropped)
+    meter.metrics.usage_queue.set(len(meter.queue))
