@@ -5,17 +5,15 @@ from fastapi import APIRouter, Response
 from gpustack.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
 from gpustack.schemas.common import PaginatedList
 from gpustack.server.auth import CurrentUser, SessionDep
-from gpustack.server.routers.deps import Page, PerPage
+from gpustack.server.compat.paging import Paging
 from gpustack.server.services import api_keys as service
 
 router = APIRouter(prefix="/api-keys", tags=["api-keys"])
 
 
 @router.get("", response_model=PaginatedList[ApiKeyPublic])
-async def list_api_keys(
-    session: SessionDep, user: CurrentUser, page: Page = 1, per_page: PerPage = 100
-) -> PaginatedList[ApiKeyPublic]:
-    return await service.list_api_keys(session=session, user=user, page=page, per_page=per_page)
+async def list_api_keys(session: SessionDep, user: CurrentUser, paging: Paging) -> PaginatedList[ApiKeyPublic]:
+    return await service.list_api_keys(session=session, user=user, page=paging.page, per_page=paging.per_page)
 
 
 @router.post("", response_model=ApiKeyCreated, status_code=201)

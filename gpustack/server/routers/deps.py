@@ -1,4 +1,4 @@
-"""Shared router parameters: pagination and watch streaming."""
+"""Shared router parameters: id filters and watch streaming."""
 
 from typing import Annotated, Any
 
@@ -7,12 +7,11 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from gpustack.schemas.common import MAX_ID
+from gpustack.server.compat import watch as wire
 from gpustack.server.services.watch import Transform, watch
 
-Page = Annotated[int, Query(ge=1, le=MAX_ID, description="page number, from 1")]
 IdFilter = Annotated[int | None, Query(ge=1, le=MAX_ID, description="only rows referencing this id")]
-PerPage = Annotated[int, Query(ge=1, le=1000, description="items per page")]
-Watch = Annotated[bool, Query(description="stream current rows, then changes, as JSON lines")]
+Watch = Annotated[bool, Query(description="stream current rows, then changes, as GPUStack watch events")]
 
 
 def watch_response(
@@ -22,4 +21,4 @@ def watch_response(
     present = {k: v for k, v in filters.items() if v is not None}
     extra = {"transform": transform} if transform else {}
     stream = watch(db=state.db, bus=state.bus, table=table, public=public, filters=present, **extra)
-    return StreamingResponse(stream, media_type="application/x-ndjson")
+    return StreamingResponse(stream, media_type=wire.MEDIA_TYPE)

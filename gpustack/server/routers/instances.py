@@ -8,7 +8,8 @@ from fastapi.responses import StreamingResponse
 from gpustack.schemas.common import PaginatedList
 from gpustack.schemas.instances import ModelInstance, ModelInstancePublic, ModelInstanceUpdate
 from gpustack.server.auth import AdminOrWorker, AdminUser, CurrentWorker, PrincipalDep, SessionDep
-from gpustack.server.routers.deps import IdFilter, Page, PerPage, Watch, watch_response
+from gpustack.server.compat.paging import Paging
+from gpustack.server.routers.deps import IdFilter, Watch, watch_response
 from gpustack.server.services import instances as service
 from gpustack.server.services import logs
 
@@ -20,8 +21,7 @@ async def list_instances(
     request: Request,
     session: SessionDep,
     _p: PrincipalDep,
-    page: Page = 1,
-    per_page: PerPage = 100,
+    paging: Paging,
     model_id: IdFilter = None,
     worker_id: IdFilter = None,
     state: str | None = None,
@@ -32,7 +32,7 @@ async def list_instances(
             request, ModelInstance, ModelInstancePublic, model_id=model_id, worker_id=worker_id, state=state
         )
     return await service.list_instances(
-        session=session, page=page, per_page=per_page, model_id=model_id, worker_id=worker_id, state=state
+        session=session, page=paging.page, per_page=paging.per_page, model_id=model_id, worker_id=worker_id, state=state
     )
 
 

@@ -5,7 +5,8 @@ from fastapi import APIRouter, Response
 from gpustack.schemas.common import PaginatedList
 from gpustack.schemas.model_files import ModelFile, ModelFilePublic, ModelFileReport
 from gpustack.server.auth import AdminOrWorker, AdminUser, CurrentWorker, SessionDep
-from gpustack.server.routers.deps import IdFilter, Page, PerPage
+from gpustack.server.compat.paging import Paging
+from gpustack.server.routers.deps import IdFilter
 from gpustack.server.services import model_files as service
 
 router = APIRouter(prefix="/model-files", tags=["model-files"])
@@ -15,11 +16,12 @@ router = APIRouter(prefix="/model-files", tags=["model-files"])
 async def list_model_files(
     session: SessionDep,
     _p: AdminOrWorker,
-    page: Page = 1,
-    per_page: PerPage = 100,
+    paging: Paging,
     worker_id: IdFilter = None,
 ) -> PaginatedList[ModelFilePublic]:
-    return await service.list_model_files(session=session, page=page, per_page=per_page, worker_id=worker_id)
+    return await service.list_model_files(
+        session=session, page=paging.page, per_page=paging.per_page, worker_id=worker_id
+    )
 
 
 @router.post("", response_model=ModelFilePublic)

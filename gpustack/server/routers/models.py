@@ -5,8 +5,9 @@ from fastapi import APIRouter, Request, Response
 from gpustack.schemas.common import PaginatedList
 from gpustack.schemas.models import Model, ModelCreate, ModelPatch, ModelPublic, ModelUpdate
 from gpustack.server.auth import AdminUser, PrincipalDep, SessionDep
+from gpustack.server.compat.paging import Paging
 from gpustack.server.redaction import redact_model
-from gpustack.server.routers.deps import Page, PerPage, Watch, watch_response
+from gpustack.server.routers.deps import Watch, watch_response
 from gpustack.server.services import models as service
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -17,8 +18,7 @@ async def list_models(
     request: Request,
     session: SessionDep,
     principal: PrincipalDep,
-    page: Page = 1,
-    per_page: PerPage = 100,
+    paging: Paging,
     search: str | None = None,
     state: str | None = None,
     watch: Watch = False,
@@ -26,7 +26,12 @@ async def list_models(
     if watch:
         return watch_response(request, Model, ModelPublic, None if principal.is_admin else redact_model, state=state)
     return await service.list_models(
-        session=session, page=page, per_page=per_page, search=search, state=state, reveal_secrets=principal.is_admin
+        session=session,
+        page=paging.page,
+        per_page=paging.per_page,
+        search=search,
+        state=state,
+        reveal_secrets=principal.is_admin,
     )
 
 

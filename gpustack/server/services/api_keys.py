@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
+from sqlmodel import select
 
 from gpustack.core.errors import ConflictError, ForbiddenError, NotFoundError, UnauthorizedError
 from gpustack.schemas.api_keys import ApiKey, ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, Scope, scopes_of
@@ -35,7 +35,7 @@ async def create_api_key(*, session: AsyncSession, user: User, data: ApiKeyCreat
 
 
 async def list_api_keys(*, session: AsyncSession, user: User, page: int, per_page: int) -> PaginatedList[ApiKeyPublic]:
-    stmt = select(ApiKey).where(ApiKey.user_id == user.id).order_by(col(ApiKey.id))
+    stmt = select(ApiKey).where(ApiKey.user_id == user.id)
     return await paginate(session, stmt, page=page, per_page=per_page, public=ApiKeyPublic)
 
 

@@ -1,7 +1,7 @@
 """Model services: create, list, update, scale and delete (cascading to instances)."""
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
+from sqlmodel import select
 
 from gpustack.core.errors import ConflictError
 from gpustack.schemas.common import PaginatedList
@@ -39,7 +39,7 @@ async def list_models(
     reveal_secrets: bool = False,
 ) -> PaginatedList[ModelPublic]:
     """Secrets in env, parameters and commands are masked unless `reveal_secrets` (admins)."""
-    stmt = select(Model).order_by(col(Model.id))
+    stmt = select(Model)
     if search:
         stmt = stmt.where(Model.name.contains(search, autoescape=True))  # type: ignore[attr-defined]
     if state:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
+from sqlmodel import select
 
 from gpustack.core.errors import ConflictError, InvalidError, TooManyRequestsError, UnauthorizedError
 from gpustack.core.files import write_private_atomic
@@ -102,7 +102,7 @@ async def create_user(*, session: AsyncSession, data: UserCreate) -> User:
 async def list_users(
     *, session: AsyncSession, page: int, per_page: int, search: str | None = None
 ) -> PaginatedList[UserPublic]:
-    stmt = select(User).order_by(col(User.id))
+    stmt = select(User)
     if search:
         stmt = stmt.where(User.username.contains(search, autoescape=True))  # type: ignore[attr-defined]
     return await paginate(session, stmt, page=page, per_page=per_page, public=UserPublic)

@@ -3,7 +3,7 @@
 import hmac
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
+from sqlmodel import select
 
 from gpustack.core.errors import ForbiddenError, UnauthorizedError
 from gpustack.schemas.common import PaginatedList, utcnow
@@ -98,7 +98,7 @@ async def report_status(*, session: AsyncSession, worker: Worker, report: Worker
 async def list_workers(
     *, session: AsyncSession, page: int, per_page: int, state: str | None = None, name: str | None = None
 ) -> PaginatedList[WorkerPublic]:
-    stmt = select(Worker).order_by(col(Worker.id))
+    stmt = select(Worker)
     if state:
         stmt = stmt.where(Worker.state == state)
     if name:
