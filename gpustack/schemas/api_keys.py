@@ -4,11 +4,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, field_validator
+from pydantic import AliasChoices, BaseModel, field_validator, model_validator
 from pydantic import Field as PField
 from sqlalchemy import Column, ForeignKey, Integer
 from sqlmodel import Field, SQLModel
 
+from gpustack.compat.enums import drop_nulls
 from gpustack.schemas.common import (
     NO_ID_REUSE,
     created_at_field,
@@ -50,9 +51,19 @@ class ApiKey(ApiKeyBase, table=True):
 class ApiKeyCreate(BaseModel):
     name: str = PField(min_length=1, max_length=255)
     description: str | None = PField(default=None, max_length=2048)
-    expires_in_seconds: int | None = PField(default=None, gt=0, le=10 * 365 * 24 * 3600)
+    expires_in_seconds: int | None = PField(
+        default=None,
+        gt=0,
+        le=10 * 365 * 24 * 3600,
+        validation_alias=AliasChoices("expires_in_seconds", "expires_in"),  # GPUStack's name
+    )
     allowed_model_names: list[str] = []
     scope: list[Scope] = PField(default=[Scope.INFERENCE], min_length=1, description="inference, management or *")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gpustack_nulls(cls, data: Any) -> Any:
+        return drop_nulls(data, {"allowed_model_names", "scope"})
 
     def stored_scopes(self) -> str:
         """The `scopes` column: comma-separated, `*` spelled out."""
@@ -67,6 +78,7 @@ def scopes_of(value: str) -> set[str]:
 class ApiKeyPublic(ApiKeyBase):
     id: int
     user_id: int
+    is_custom: bool = False  # GPUStack's field: keys here are always generated
     scope: list[Scope] = PField(validation_alias=AliasChoices("scope", "scopes"))
     created_at: datetime
     updated_at: datetime

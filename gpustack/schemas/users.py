@@ -36,6 +36,9 @@ class UserCreate(BaseModel):
 
 
 class UserUpdate(BaseModel):
+    """GPUStack sends the whole user (with `username`, and `password` null to keep it)."""
+
+    username: str | None = PField(default=None, max_length=255)
     full_name: str | None = PField(default=None, max_length=255)
     is_admin: bool | None = None
     password: str | None = PField(default=None, min_length=6, max_length=255)
@@ -48,6 +51,8 @@ class PasswordChange(BaseModel):
 
 class UserPublic(UserBase):
     id: int
+    is_active: bool = True  # GPUStack's field: every user here is active
+    source: str = "Local"  # GPUStack's auth provider: users here are local
     require_password_change: bool
     created_at: datetime
     updated_at: datetime

@@ -21,7 +21,18 @@ from gpustack.server.errors import install_error_handlers
 from gpustack.server.events import EventBus
 from gpustack.server.limits import BodyLimitMiddleware
 from gpustack.server.migrate import run_migrations
-from gpustack.server.routers import api_keys, auth, health, instances, model_files, models, ui, users, workers
+from gpustack.server.routers import (
+    api_keys,
+    auth,
+    clusters,
+    health,
+    instances,
+    model_files,
+    models,
+    ui,
+    users,
+    workers,
+)
 from gpustack.server.services.users import bootstrap_admin
 from gpustack.server.throttle import LoginThrottle
 
@@ -44,7 +55,7 @@ def _make_bus() -> EventBus:
 
 def _v2_router() -> APIRouter:
     v2 = APIRouter(prefix="/v2")
-    for module in (models, instances, workers, users, api_keys, model_files):
+    for module in (models, instances, workers, users, api_keys, model_files, clusters):
         v2.include_router(module.router)
     return v2
 

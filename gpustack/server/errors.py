@@ -9,10 +9,10 @@ from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gpustack.compat.errors import error_response
 from gpustack.core.errors import GPUStackError, NotFoundError
 from gpustack.gateway.forward import openai_error
 from gpustack.gateway.router import openai_error_handler
-from gpustack.server.compat.errors import error_response
 
 logger = logging.getLogger(__name__)
 

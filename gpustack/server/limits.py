@@ -5,7 +5,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gpustack.server.compat.errors import error_body
+from gpustack.compat.errors import error_body
 
 MANAGEMENT_BODY_LIMIT = 1 << 20  # 1 MiB: every /v2 and /auth body is a small JSON document
 

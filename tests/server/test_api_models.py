@@ -57,7 +57,11 @@ def test_create_echoes_every_field_and_defaults(api: httpx.Client) -> None:
     assert response.status_code == 201, response.text
     created = response.json()
     for key, value in body.items():
-        assert created[key] == value, key
+        if key != "gpu_selector":
+            assert created[key] == value, key
+    # GPUStack's object form, GPU ids as <worker>:<type>:<index>
+    assert created["gpu_selector"] == {"gpu_ids": ["worker-a:cuda:0", "worker-a:cuda:1"], "gpus_per_replica": None}
+    assert created["cluster_id"] == 1
     assert isinstance(created["id"], int)
     assert created["state"] == "pending"
     assert created["ready_replicas"] == 0
@@ -415,3 +419,58 @@ def test_instance_logs_are_for_admins_and_the_worker_running_it(server: RunningS
         with client_with(server, credential) as allowed:
             response = allowed.get(f"/v2/model-instances/{instance}/logs")
         assert response.status_code == 503 and "cannot reach the worker" in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ({"backend": "vLLM"}, {"backend": "vllm"}),
+        ({"backend": "SGLang"}, {"backend": "sglang"}),
+        ({"backend": "MindIE"}, {"backend": "mindie"}),
+        ({"backend": "Llama-Box"}, {"backend": "llama-box"}),
+        ({"placement_strategy": "BinPack"}, {"placement_strategy": "binpack"}),
+        ({"env": None, "backend_parameters": None, "worker_selector": None}, {"env": {}, "worker_selector": {}}),
+        ({"gpu_selector": {"gpu_ids": ["w:cuda:3"], "gpus_per_replica": 1}}, {}),
+    ],
+    ids=str,
+)
+def test_gpustack_spellings_and_nulls_are_accepted(
+    api: httpx.Client, sent: dict[str, Any], stored: dict[str, Any]
+) -> None:
+    response = api.post("/v2/models", json=_body(**sent))
+    assert response.status_code == 201, response.text
+    created = response.json()
+    for key, value in stored.items():
+        assert created[key] == value, key
+    if "gpu_selector" in sent:
+        assert created["gpu_selector"]["gpu_ids"] == ["w:cuda:3"]
+
+
+def test_unknown_backend_names_the_accepted_ones(api: httpx.Client) -> None:
+    response = api.post("/v2/models", json=_body(backend="tensorrt"))
+    assert response.status_code == 422 and "vllm" in response.json()["message"]
+
+
+def test_state_filter_takes_gpustack_values(api: httpx.Client) -> None:
+    token = unique("gsf")
+    stopped = create_model(api, name=f"{token}-s", replicas=0)
+    waiting = create_model(api, name=f"{token}-w", replicas=1)
+    found = {
+        state: [m["id"] for m in api.get("/v2/models", params={"search": token, "state": state}).json()["items"]]
+        for state in ("stopped", "not_ready", "ready", "NOT_READY")
+    }
+    assert found == {
+        "stopped": [stopped["id"]],
+        "not_ready": [waiting["id"]],
+        "ready": [],
+        "NOT_READY": [waiting["id"]],
+    }
+
+
+def test_categories_filter_matches_any(api: httpx.Client) -> None:
+    token = unique("cat")
+    llm = create_model(api, name=f"{token}-l", categories=["llm"])
+    emb = create_model(api, name=f"{token}-e", categories=["embedding"])
+    create_model(api, name=f"{token}-r", categories=["reranker"])
+    listed = api.get("/v2/models", params={"search": token, "categories": ["llm", "embedding"]}).json()["items"]
+    assert sorted(m["id"] for m in listed) == sorted([llm["id"], emb["id"]])

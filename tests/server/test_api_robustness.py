@@ -59,7 +59,8 @@ def test_docs_and_openapi(server: RunningServer) -> None:
     assert {"get", "put", "patch", "delete"} <= set(spec["paths"]["/v2/models/{model_id}"])
     for path in ("/v2/workers/register", "/v2/model-instances", "/v2/users/me", "/v2/api-keys", "/auth/login"):
         assert path in spec["paths"], path
-    assert {"ModelCreate", "ModelPublic", "WorkerStatus"} <= set(spec["components"]["schemas"])
+    schemas = {name.split("-")[0] for name in spec["components"]["schemas"]}  # WorkerStatus-Input/-Output
+    assert {"ModelCreate", "ModelPublic", "WorkerStatus", "ClusterPublic", "GPUDevicePublic"} <= schemas
 
 
 def test_every_v2_route_needs_credentials(server: RunningServer) -> None:

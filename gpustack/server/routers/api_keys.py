@@ -2,10 +2,10 @@
 
 from fastapi import APIRouter, Response
 
+from gpustack.compat.paging import Paging
 from gpustack.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
 from gpustack.schemas.common import PaginatedList
 from gpustack.server.auth import CurrentUser, SessionDep
-from gpustack.server.compat.paging import Paging
 from gpustack.server.services import api_keys as service
 
 router = APIRouter(prefix="/api-keys", tags=["api-keys"])

@@ -1,6 +1,8 @@
 """Login/logout routes: the session cookie for the dashboard."""
 
 from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from gpustack.schemas.users import LoginRequest, User, UserPublic
 from gpustack.server.auth import SESSION_COOKIE, SessionDep, client_address
@@ -9,8 +11,35 @@ from gpustack.server.services import users as service
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-@router.post("/login", response_model=UserPublic)
-async def login(data: LoginRequest, request: Request, response: Response, session: SessionDep) -> User:
+async def _credentials(request: Request) -> LoginRequest:
+    """GPUStack's UI and client send a form (`username`, `password`); JSON is read too."""
+    if request.headers.get("content-type", "").startswith("application/json"):
+        body = await request.body()
+        try:
+            return LoginRequest.model_validate_json(body or b"{}")
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors(include_input=False)) from None
+    form = await request.form()
+    try:
+        return LoginRequest.model_validate({k: v for k, v in form.items() if isinstance(v, str)})
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_input=False)) from None
+
+
+@router.post(
+    "/login",
+    response_model=UserPublic,
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/x-www-form-urlencoded": {"schema": LoginRequest.model_json_schema()},
+                "application/json": {"schema": LoginRequest.model_json_schema()},
+            }
+        }
+    },
+)
+async def login(request: Request, response: Response, session: SessionDep) -> User:
+    data = await _credentials(request)
     user, token = await service.login(
         session=session,
         username=data.username,

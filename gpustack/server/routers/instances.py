@@ -5,10 +5,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from gpustack.compat.paging import Paging
 from gpustack.schemas.common import PaginatedList
 from gpustack.schemas.instances import ModelInstance, ModelInstancePublic, ModelInstanceUpdate
 from gpustack.server.auth import AdminOrWorker, AdminUser, CurrentWorker, PrincipalDep, SessionDep
-from gpustack.server.compat.paging import Paging
 from gpustack.server.routers.deps import IdFilter, Watch, watch_response
 from gpustack.server.services import instances as service
 from gpustack.server.services import logs

@@ -2,10 +2,10 @@
 
 from fastapi import APIRouter, Response
 
+from gpustack.compat.paging import Paging
 from gpustack.schemas.common import PaginatedList
 from gpustack.schemas.model_files import ModelFile, ModelFilePublic, ModelFileReport
 from gpustack.server.auth import AdminOrWorker, AdminUser, CurrentWorker, SessionDep
-from gpustack.server.compat.paging import Paging
 from gpustack.server.routers.deps import IdFilter
 from gpustack.server.services import model_files as service
 

@@ -2,10 +2,10 @@
 
 from fastapi import APIRouter, Request, Response
 
+from gpustack.compat.paging import Paging
 from gpustack.schemas.common import PaginatedList
 from gpustack.schemas.users import PasswordChange, User, UserCreate, UserPublic, UserUpdate
 from gpustack.server.auth import AdminUser, CurrentUser, SessionDep
-from gpustack.server.compat.paging import Paging
 from gpustack.server.services import users as service
 
 router = APIRouter(prefix="/users", tags=["users"])

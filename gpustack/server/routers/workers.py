@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
 
+from gpustack.compat.paging import Paging
 from gpustack.core.errors import UnauthorizedError
 from gpustack.schemas.common import PaginatedList
 from gpustack.schemas.workers import (
@@ -15,7 +16,6 @@ from gpustack.schemas.workers import (
     WorkerUpdate,
 )
 from gpustack.server.auth import AdminUser, CurrentWorker, PrincipalDep, SessionDep
-from gpustack.server.compat.paging import Paging
 from gpustack.server.routers.deps import Watch, watch_response
 from gpustack.server.services import workers as service
 

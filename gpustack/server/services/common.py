@@ -9,9 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 from sqlmodel import col, select
 
+from gpustack.compat.paging import ALL_PAGES
 from gpustack.core.errors import ConflictError, NotFoundError
 from gpustack.schemas.common import MAX_ID, PaginatedList, Pagination
-from gpustack.server.compat.paging import ALL_PAGES
 
 T = TypeVar("T")
 MAX_PER_PAGE = 1000

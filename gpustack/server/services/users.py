@@ -118,6 +118,8 @@ async def _admin_count(session: AsyncSession) -> int:
 
 async def update_user(*, session: AsyncSession, user_id: int, data: UserUpdate) -> User:
     user = await get_or_404(session, User, user_id, "user")
+    if data.username is not None and data.username != user.username:
+        raise InvalidError(f"user {user_id} is '{user.username}'; user names cannot be changed")
     if data.is_admin is False and user.is_admin and await _admin_count(session) <= 1:
         raise InvalidError("cannot remove admin rights from the last admin")
     if data.full_name is not None:

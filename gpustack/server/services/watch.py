@@ -2,12 +2,13 @@
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 from sqlmodel import col, select
 
-from gpustack.server.compat import watch as wire
+from gpustack.compat import watch as wire
 from gpustack.server.db import Database
 from gpustack.server.events import Event, EventBus, EventType
 
@@ -18,11 +19,21 @@ def _line(ev_type: str, data: dict[str, Any], previous: dict[str, Any] | None = 
     return wire.frame(ev_type, data, wire.changed_fields(previous, data) if previous else None)
 
 
-def _matches(data: Mapping[str, Any], filters: Mapping[str, Any]) -> bool:
-    return all(data.get(k) == v for k, v in filters.items())
-
-
 Transform = Callable[[dict[str, Any]], dict[str, Any]]
+Predicate = Callable[[Mapping[str, Any]], bool]
+
+
+@dataclass(frozen=True)
+class RowFilter:
+    """A filter beyond column equality: `condition` selects the replayed rows in SQL, `predicate` (its
+    mirror on a row's public form) the live events."""
+
+    condition: Any
+    predicate: Predicate
+
+
+def _matches(data: Mapping[str, Any], filters: Mapping[str, Any]) -> bool:
+    return all(v.predicate(data) if isinstance(v, RowFilter) else data.get(k) == v for k, v in filters.items())
 
 
 def _filtered(ev: Event, filters: Mapping[str, Any], transform: Transform) -> bytes | None:
@@ -54,7 +65,7 @@ async def watch(
         async with db.session() as session:
             stmt = select(table).order_by(col(table.id))  # replayed oldest first, as the rows were created
             for key, value in filters.items():
-                stmt = stmt.where(getattr(table, key) == value)
+                stmt = stmt.where(value.condition if isinstance(value, RowFilter) else getattr(table, key) == value)
             rows = (await session.execute(stmt)).scalars().all()
             initial = [transform(public.model_validate(r, from_attributes=True).model_dump(mode="json")) for r in rows]
         for data in initial:

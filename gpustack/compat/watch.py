@@ -21,10 +21,3 @@ def frame(kind: str, data: dict[str, Any], changed_fields: dict[str, Any] | None
 def changed_fields(previous: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
     """Old and new value of each field an update changed, as `[old, new]` pairs."""
     return {key: [old, current.get(key)] for key, old in previous.items() if key in current}
-
-
-def parse(buffer: str) -> tuple[list[dict[str, Any] | None], str]:
-    """Splits received text into events (None for a heartbeat) and the unfinished rest."""
-    *chunks, rest = buffer.split("\n\n")
-    events: list[dict[str, Any] | None] = [json.loads(c) if c.strip() else None for c in chunks]
-    return events, rest

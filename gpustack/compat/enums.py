@@ -1,6 +1,6 @@
 """Enum values as GPUStack spells them: matched case-insensitively, with GPUStack's aliases."""
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -19,13 +19,9 @@ def lenient(enum_cls: type[StrEnum], aliases: Mapping[str, str] | None = None) -
     return convert
 
 
-def drop_nulls(data: Any, fields: Mapping[str, Any]) -> Any:
-    """A before-validator body: a JSON null for a field that has a non-null default means the default,
-    as GPUStack's DTOs send `null` for every field left unset."""
+def drop_nulls(data: Any, nullable: Collection[str]) -> Any:
+    """A before-validator body: JSON null for one of `nullable` (fields GPUStack's DTOs declare optional and
+    send as null when unset) means this project's default for it."""
     if not isinstance(data, dict):
         return data
-    return {k: v for k, v in data.items() if v is not None or _nullable(fields.get(k))}
-
-
-def _nullable(field: Any) -> bool:
-    return field is None or field.default is None
+    return {k: v for k, v in data.items() if v is not None or k not in nullable}
