@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from gpustack.schemas.instances import ModelInstance
+from tests.utils.openapi_contract import assert_response_contract
 from tests.utils.server import RunningServer
 
 _SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql"}
@@ -40,7 +41,8 @@ def bearer(value: str) -> dict[str, str]:
 
 
 def client_with(server: RunningServer, credential: str) -> httpx.Client:
-    return server.client(headers=bearer(credential))
+    """Every answer is checked against GPUStack's OpenAPI document (tests/utils/openapi_contract.py)."""
+    return server.client(headers=bearer(credential), event_hooks={"response": [assert_response_contract]})
 
 
 def admin_key(server: RunningServer) -> str:
