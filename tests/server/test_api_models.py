@@ -6,9 +6,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from gpustack.schemas.instances import ModelInstance
+from gpustack.schemas.models import Model
 from tests.server.api_test_helpers import (
     admin_client,
     admin_key,
@@ -474,3 +476,17 @@ def test_categories_filter_matches_any(api: httpx.Client) -> None:
     create_model(api, name=f"{token}-r", categories=["reranker"])
     listed = api.get("/v2/models", params={"search": token, "categories": ["llm", "embedding"]}).json()["items"]
     assert sorted(m["id"] for m in listed) == sorted([llm["id"], emb["id"]])
+
+
+def test_model_states_render_as_gpustack_spells_them(server: RunningServer, api: httpx.Client) -> None:
+    """Partially running is GPUStack's "partial"; a stopped model (0 replicas) has no state (null)."""
+    partial = create_model(api)
+    stopped = create_model(api, replicas=0)
+    with Session(sync_engine(server)) as session:
+        session.execute(update(Model).where(Model.id == partial["id"]).values(state="partially_running"))
+        session.execute(update(Model).where(Model.id == stopped["id"]).values(state="stopped"))
+        session.commit()
+    assert api.get(f"/v2/models/{partial['id']}").json()["state"] == "partial"
+    assert api.get(f"/v2/models/{stopped['id']}").json()["state"] is None
+    listed = api.get("/v2/models", params={"state": "partial", "page": -1}).json()["items"]
+    assert partial["id"] in [m["id"] for m in listed]

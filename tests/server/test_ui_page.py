@@ -10,5 +10,6 @@ def test_dashboard_is_served(server: RunningServer) -> None:
     assert page.headers["content-type"].startswith("text/html")
     assert "<title>GPUStack</title>" in page.text
     for endpoint in ("/v2/workers", "/v2/models", "/v2/model-instances", "/auth/login", "simulated",
-                     "require_password_change", "/v2/users/me/password"):  # fmt: skip
+                     "require_password_change", "/v2/users/me/password",
+                     "application/x-www-form-urlencoded", "page=-1", "body.message"):  # fmt: skip
         assert endpoint in page.text
