@@ -41,3 +41,13 @@ class ClusterScoped(BaseModel):
     @classmethod
     def _cluster(cls, value: int | None) -> int | None:
         return check_cluster_id(value)
+
+
+class RegistrationToken(BaseModel):
+    """GPUStack's `docker run` arguments for a new worker: the token, the server URL, image, env and args."""
+
+    token: str
+    server_url: str
+    image: str
+    env: dict[str, str]
+    args: list[str]

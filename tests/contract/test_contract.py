@@ -89,6 +89,10 @@ def test_default_cluster_and_gpu_devices(server: RunningServer, api: httpx.Clien
     cluster = api.get("/v2/clusters/1").json()
     assert cluster["workers"] >= 1 and cluster["gpus"] >= 2
     assert api.get("/v2/clusters/2").status_code == 404
+    joining = api.get("/v2/clusters/1/registration-token").json()
+    assert joining["token"] == server.token and joining["env"]["GPUSTACK_TOKEN"] == server.token
+    registered_with_it = _worker(server)  # the cluster's registration token registers a worker
+    assert registered_with_it["credential"]
     devices = api.get("/v2/gpu-devices", params={"worker_id": registered["id"]}).json()["items"]
     assert [d["id"] for d in devices] == [f"{registered['name']}:cuda:0", f"{registered['name']}:cuda:1"]
     assert devices[0]["memory"]["total"] == 80 << 30 and devices[0]["worker_ifname"] == "eth0"
@@ -102,6 +106,9 @@ def test_login_with_a_form_and_json(server: RunningServer) -> None:
         form = client.post("/auth/login", data={"username": "admin", "password": ADMIN_PASSWORD})
         assert form.status_code == 200, form.text
         assert client.get("/v2/users/me").json()["username"] == "admin"
+        same = {"current_password": ADMIN_PASSWORD, "new_password": "x"}  # too short: refused, nothing changes
+        refused = client.post("/auth/update-password", json=same)
+        assert refused.status_code == 422 and refused.json()["reason"] == "Invalid"
         assert client.post("/auth/logout").status_code in (200, 204)
         as_json = client.post("/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
         assert as_json.status_code == 200, as_json.text

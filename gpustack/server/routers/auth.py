@@ -1,11 +1,11 @@
-"""Login/logout routes: the session cookie for the dashboard."""
+"""Login/logout routes (the session cookie for the dashboard) and GPUStack's password change."""
 
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from gpustack.schemas.users import LoginRequest, User, UserPublic
-from gpustack.server.auth import SESSION_COOKIE, SessionDep, client_address
+from gpustack.schemas.users import LoginRequest, PasswordChange, User, UserPublic
+from gpustack.server.auth import SESSION_COOKIE, CurrentUser, SessionDep, client_address
 from gpustack.server.services import users as service
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -68,3 +68,10 @@ async def logout(request: Request, session: SessionDep) -> Response:
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
+
+
+@router.post("/update-password", response_model=UserPublic)
+async def update_password(data: PasswordChange, request: Request, session: SessionDep, user: CurrentUser) -> User:
+    """GPUStack's path for `POST /v2/users/me/password` (same body: current_password, new_password)."""
+    data_dir = request.app.state.config.data_dir
+    return await service.change_password(session=session, user=user, data=data, data_dir=data_dir)

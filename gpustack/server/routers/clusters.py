@@ -3,10 +3,10 @@
 from fastapi import APIRouter, Request
 
 from gpustack.compat.paging import Paging
-from gpustack.schemas.clusters import ClusterPublic
+from gpustack.schemas.clusters import ClusterPublic, RegistrationToken
 from gpustack.schemas.common import PaginatedList
 from gpustack.schemas.gpu_devices import GPUDevicePublic
-from gpustack.server.auth import PrincipalDep, SessionDep
+from gpustack.server.auth import AdminUser, PrincipalDep, SessionDep
 from gpustack.server.routers.deps import IdFilter
 from gpustack.server.services import clusters as service
 
@@ -25,6 +25,12 @@ async def list_clusters(request: Request, session: SessionDep, _p: PrincipalDep)
 @router.get("/clusters/{cluster_id}", response_model=ClusterPublic)
 async def get_cluster(cluster_id: int, request: Request, session: SessionDep, _p: PrincipalDep) -> ClusterPublic:
     return await service.get_cluster(session=session, cluster_id=cluster_id, server_url=_server_url(request))
+
+
+@router.get("/clusters/{cluster_id}/registration-token", response_model=RegistrationToken)
+async def registration_token(cluster_id: int, request: Request, _a: AdminUser) -> RegistrationToken:
+    token = request.app.state.token
+    return service.registration_token(cluster_id=cluster_id, token=token, server_url=_server_url(request))
 
 
 @router.get("/gpu-devices", response_model=PaginatedList[GPUDevicePublic])

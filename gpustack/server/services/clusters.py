@@ -5,7 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from gpustack.core.errors import NotFoundError
-from gpustack.schemas.clusters import DEFAULT_CLUSTER_ID, ClusterPublic
+from gpustack.schemas.clusters import DEFAULT_CLUSTER_ID, ClusterPublic, RegistrationToken
 from gpustack.schemas.common import PaginatedList, Pagination, utcnow
 from gpustack.schemas.gpu_devices import GPUDevicePublic
 from gpustack.schemas.models import Model
@@ -35,6 +35,17 @@ async def get_cluster(*, session: AsyncSession, cluster_id: int, server_url: str
 async def list_clusters(*, session: AsyncSession, server_url: str | None = None) -> PaginatedList[ClusterPublic]:
     cluster = await get_cluster(session=session, cluster_id=DEFAULT_CLUSTER_ID, server_url=server_url)
     return PaginatedList(items=[cluster], pagination=Pagination(page=1, perPage=100, total=1, totalPage=1))
+
+
+WORKER_IMAGE = "gpustack:ci"  # the image the Dockerfile builds (docs/quickstart.md)
+
+
+def registration_token(*, cluster_id: int, token: str, server_url: str) -> RegistrationToken:
+    """What a new worker needs to join: this server's token (workers then get their own credential)."""
+    if cluster_id != DEFAULT_CLUSTER_ID:
+        raise NotFoundError(f"cluster {cluster_id} not found; this server has one cluster, id {DEFAULT_CLUSTER_ID}")
+    env = {"GPUSTACK_SERVER_URL": server_url, "GPUSTACK_TOKEN": token}
+    return RegistrationToken(token=token, server_url=server_url, image=WORKER_IMAGE, env=env, args=["start"])
 
 
 def _devices(worker: Worker) -> list[GPUDevicePublic]:
