@@ -159,6 +159,15 @@ def test_workers_instances_and_files(server: RunningServer, api: httpx.Client) -
         assert as_worker.post("/v2/model-files", json=report).status_code == 200
     files = api.get("/v2/model-files", params={"worker_id": registered["id"]}).json()["items"]
     assert files and files[0]["local_path"] == "/models/contract.gguf"
+    assert files[0]["resolved_paths"] == []
+    for path, search, expected in (
+        ("/v2/workers", registered["name"], registered["id"]),
+        ("/v2/model-instances", instance["name"], inst_id),
+        ("/v2/model-files", "contract.gguf", files[0]["id"]),
+    ):
+        found = api.get(path, params={"search": search, "cluster_id": 1}).json()["items"]
+        assert expected in [row["id"] for row in found], path
+        assert api.get(path, params={"search": unique("none")}).json()["items"] == [], path
     assert api.delete(f"/v2/model-files/{files[0]['id']}").status_code in (200, 204)
     assert api.delete(f"/v2/model-instances/{inst_id}").status_code in (200, 204)
     assert api.delete(f"/v2/workers/{registered['id']}").status_code in (200, 204)
@@ -179,6 +188,8 @@ def test_users_and_api_keys(api: httpx.Client) -> None:
     assert key.status_code in (200, 201), key.text
     assert key.json()["value"] and key.json()["is_custom"] is False
     assert key.json()["id"] in [k["id"] for k in api.get("/v2/api-keys", params={"page": -1}).json()["items"]]
+    found = api.get("/v2/api-keys", params={"search": key.json()["name"]}).json()["items"]
+    assert [k["id"] for k in found] == [key.json()["id"]]
     assert api.delete(f"/v2/api-keys/{key.json()['id']}").status_code in (200, 204)
 
 

@@ -210,3 +210,17 @@ def test_row_leaving_the_filter_is_seen_as_deleted(server: RunningServer, api: h
         assert api.delete(f"/v2/workers/{mine['id']}").status_code == 204
         gone = stream.wait_for(of_id("deleted", moved))
     assert gone["data"]["worker_id"] is None and gone["data"]["state"] == "pending"
+
+
+def test_model_files_watch_follows_a_worker(server: RunningServer) -> None:
+    worker = register_worker(server)
+    report = {"source": "local_path", "source_key": f"/models/{unique('f')}.gguf", "state": "downloading"}
+    with watching(server, admin_key(server), "/v2/model-files", worker_id=worker["id"]) as stream:
+        assert stream.until_heartbeat() == []
+        with server.client(headers={"Authorization": f"Bearer {worker['credential']}"}) as as_worker:
+            as_worker.post("/v2/model-files", json=report).raise_for_status()
+            created = stream.wait_for(lambda e: e["type"] == "created")
+            as_worker.post("/v2/model-files", json={**report, "state": "ready"}).raise_for_status()
+        updated = stream.wait_for(lambda e: e["type"] == "updated")
+    assert created["data"]["local_path"] == report["source_key"] and created["data"]["worker_id"] == worker["id"]
+    assert updated["changed_fields"]["state"] == ["downloading", "ready"]

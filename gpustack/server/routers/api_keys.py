@@ -12,8 +12,12 @@ router = APIRouter(prefix="/api-keys", tags=["api-keys"])
 
 
 @router.get("", response_model=PaginatedList[ApiKeyPublic])
-async def list_api_keys(session: SessionDep, user: CurrentUser, paging: Paging) -> PaginatedList[ApiKeyPublic]:
-    return await service.list_api_keys(session=session, user=user, page=paging.page, per_page=paging.per_page)
+async def list_api_keys(
+    session: SessionDep, user: CurrentUser, paging: Paging, search: str | None = None
+) -> PaginatedList[ApiKeyPublic]:
+    return await service.list_api_keys(
+        session=session, user=user, page=paging.page, per_page=paging.per_page, search=search
+    )
 
 
 @router.post("", response_model=ApiKeyCreated, status_code=201)

@@ -7,7 +7,7 @@ from gpustack.schemas.clusters import ClusterPublic, RegistrationToken
 from gpustack.schemas.common import PaginatedList
 from gpustack.schemas.gpu_devices import GPUDevicePublic
 from gpustack.server.auth import AdminUser, PrincipalDep, SessionDep
-from gpustack.server.routers.deps import IdFilter
+from gpustack.server.routers.deps import ClusterFilter, IdFilter
 from gpustack.server.services import clusters as service
 
 router = APIRouter(tags=["clusters"])
@@ -35,7 +35,12 @@ async def registration_token(cluster_id: int, request: Request, _a: AdminUser) -
 
 @router.get("/gpu-devices", response_model=PaginatedList[GPUDevicePublic])
 async def list_gpu_devices(
-    session: SessionDep, _p: PrincipalDep, paging: Paging, worker_id: IdFilter = None, search: str | None = None
+    session: SessionDep,
+    _p: PrincipalDep,
+    paging: Paging,
+    worker_id: IdFilter = None,
+    search: str | None = None,
+    cluster_id: ClusterFilter = None,
 ) -> PaginatedList[GPUDevicePublic]:
     return await service.list_gpu_devices(
         session=session, page=paging.page, per_page=paging.per_page, worker_id=worker_id, search=search

@@ -9,7 +9,7 @@ from gpustack.compat.paging import Paging
 from gpustack.schemas.common import PaginatedList
 from gpustack.schemas.instances import ModelInstance, ModelInstancePublic, ModelInstanceUpdate
 from gpustack.server.auth import AdminOrWorker, AdminUser, CurrentWorker, PrincipalDep, SessionDep
-from gpustack.server.routers.deps import IdFilter, Watch, watch_response
+from gpustack.server.routers.deps import ClusterFilter, IdFilter, Watch, watch_response
 from gpustack.server.services import instances as service
 from gpustack.server.services import logs
 
@@ -25,6 +25,8 @@ async def list_instances(
     model_id: IdFilter = None,
     worker_id: IdFilter = None,
     state: str | None = None,
+    search: str | None = None,
+    cluster_id: ClusterFilter = None,
     watch: Watch = False,
 ) -> object:
     if watch:
@@ -32,7 +34,13 @@ async def list_instances(
             request, ModelInstance, ModelInstancePublic, model_id=model_id, worker_id=worker_id, state=state
         )
     return await service.list_instances(
-        session=session, page=paging.page, per_page=paging.per_page, model_id=model_id, worker_id=worker_id, state=state
+        session=session,
+        page=paging.page,
+        per_page=paging.per_page,
+        model_id=model_id,
+        worker_id=worker_id,
+        state=state,
+        search=search,
     )
 
 

@@ -16,7 +16,7 @@ from gpustack.schemas.workers import (
     WorkerUpdate,
 )
 from gpustack.server.auth import AdminUser, CurrentWorker, PrincipalDep, SessionDep
-from gpustack.server.routers.deps import Watch, watch_response
+from gpustack.server.routers.deps import ClusterFilter, Watch, watch_response
 from gpustack.server.services import workers as service
 
 router = APIRouter(prefix="/workers", tags=["workers"])
@@ -55,12 +55,14 @@ async def list_workers(
     paging: Paging,
     state: str | None = None,
     name: str | None = None,
+    search: str | None = None,
+    cluster_id: ClusterFilter = None,
     watch: Watch = False,
 ) -> object:
     if watch:
         return watch_response(request, Worker, WorkerPublic, state=state, name=name)
     return await service.list_workers(
-        session=session, page=paging.page, per_page=paging.per_page, state=state, name=name
+        session=session, page=paging.page, per_page=paging.per_page, state=state, name=name, search=search
     )
 
 

@@ -34,8 +34,12 @@ async def create_api_key(*, session: AsyncSession, user: User, data: ApiKeyCreat
     return ApiKeyCreated(**ApiKeyPublic.model_validate(key, from_attributes=True).model_dump(), value=value)
 
 
-async def list_api_keys(*, session: AsyncSession, user: User, page: int, per_page: int) -> PaginatedList[ApiKeyPublic]:
+async def list_api_keys(
+    *, session: AsyncSession, user: User, page: int, per_page: int, search: str | None = None
+) -> PaginatedList[ApiKeyPublic]:
     stmt = select(ApiKey).where(ApiKey.user_id == user.id)
+    if search:
+        stmt = stmt.where(ApiKey.name.contains(search, autoescape=True))  # type: ignore[attr-defined]
     return await paginate(session, stmt, page=page, per_page=per_page, public=ApiKeyPublic)
 
 

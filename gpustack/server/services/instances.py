@@ -23,8 +23,11 @@ async def list_instances(
     model_id: int | None = None,
     worker_id: int | None = None,
     state: str | None = None,
+    search: str | None = None,
 ) -> PaginatedList[ModelInstancePublic]:
     stmt = select(ModelInstance)
+    if search:
+        stmt = stmt.where(ModelInstance.name.contains(search, autoescape=True))  # type: ignore[attr-defined]
     if model_id is not None:
         stmt = stmt.where(ModelInstance.model_id == model_id)
     if worker_id is not None:

@@ -98,9 +98,17 @@ async def report_status(*, session: AsyncSession, worker: Worker, report: Worker
 
 
 async def list_workers(
-    *, session: AsyncSession, page: int, per_page: int, state: str | None = None, name: str | None = None
+    *,
+    session: AsyncSession,
+    page: int,
+    per_page: int,
+    state: str | None = None,
+    name: str | None = None,
+    search: str | None = None,
 ) -> PaginatedList[WorkerPublic]:
     stmt = select(Worker)
+    if search:
+        stmt = stmt.where(Worker.name.contains(search, autoescape=True))  # type: ignore[attr-defined]
     if state:
         stmt = stmt.where(Worker.state == state)
     if name:
