@@ -74,7 +74,9 @@ def response_schema(method: str, template: str, status: int) -> dict[str, Any] |
     op = operation(method, template)
     if op is None:
         return None
-    answer = op.get("responses", {}).get(str(status))
+    responses = op.get("responses", {})
+    # GPUStack answers every success with 200; this server's 201 (created) carries the same body
+    answer = responses.get(str(status)) or (responses.get("200") if 200 <= status < 300 else None)
     if answer is None:
         return None
     return answer.get("content", {}).get("application/json", {}).get("schema")  # type: ignore[no-any-return]
