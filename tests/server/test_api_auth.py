@@ -14,7 +14,6 @@ from gpustack.schemas import load_all
 from gpustack.schemas.common import utcnow
 from tests.server.api_test_helpers import (
     admin_client,
-    admin_key,
     bearer,
     client_with,
     create_model,
@@ -403,21 +402,3 @@ def test_new_api_keys_are_for_inference_only_unless_asked(server: RunningServer,
 @pytest.mark.parametrize("scope", [[], ["admin"], "management"], ids=["empty", "unknown", "not-a-list"])
 def test_bad_api_key_scopes_are_422(api: httpx.Client, scope: object) -> None:
     assert api.post("/v2/api-keys", json={"name": unique("key"), "scope": scope}).status_code == 422
-
-
-def test_gpustack_api_key_header_is_accepted(server: RunningServer) -> None:
-    """GPUStack's clients may send the key as `X-API-Key` instead of `Authorization: Bearer`."""
-    with server.client(headers={"X-API-Key": admin_key(server)}) as client:
-        me = client.get("/v2/users/me")
-    assert me.status_code == 200 and me.json()["username"] == "admin"
-    with server.client(headers={"X-API-Key": "gpustack_not_a_key"}) as client:
-        assert client.get("/v2/users/me").status_code == 401
-
-
-def test_gpustack_update_password_path(server: RunningServer, api: httpx.Client) -> None:
-    user = create_user(api, password="before-password-1")
-    body = {"current_password": "before-password-1", "new_password": "after-password-1"}
-    with server.client(auth=(user["username"], "before-password-1")) as client:
-        assert client.post("/auth/update-password", json=body).status_code == 200
-    with server.client(auth=(user["username"], "after-password-1")) as client:
-        assert client.get("/v2/users/me").json()["username"] == user["username"]
