@@ -71,6 +71,18 @@ class ApiKeyCreate(BaseModel):
         return ",".join(sorted(s.value for s in wanted))
 
 
+class ApiKeyUpdate(BaseModel):
+    """GPUStack's PUT body: the description and allowed models are replaced; `scope` only when sent (an
+    omitted scope keeps the key's, where GPUStack would widen it to `*`)."""
+
+    description: str | None = PField(default=None, max_length=2048)
+    allowed_model_names: list[str] | None = None
+    scope: list[Scope] | None = PField(default=None, min_length=1)
+
+    def stored_scopes(self) -> str | None:
+        return ApiKeyCreate(name="-", scope=self.scope).stored_scopes() if self.scope else None
+
+
 def scopes_of(value: str) -> set[str]:
     return {part for part in value.split(",") if part}
 

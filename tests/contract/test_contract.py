@@ -190,6 +190,13 @@ def test_users_and_api_keys(api: httpx.Client) -> None:
     assert key.json()["id"] in [k["id"] for k in api.get("/v2/api-keys", params={"page": -1}).json()["items"]]
     found = api.get("/v2/api-keys", params={"search": key.json()["name"]}).json()["items"]
     assert [k["id"] for k in found] == [key.json()["id"]]
+    change = {"description": "ci", "allowed_model_names": ["m1"], "scope": ["inference", "management"]}
+    changed = api.put(f"/v2/api-keys/{key.json()['id']}", json=change)
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["description"], changed.json()["allowed_model_names"]) == ("ci", ["m1"])
+    assert set(changed.json()["scope"]) == {"inference", "management"}
+    kept = api.put(f"/v2/api-keys/{key.json()['id']}", json={"description": None}).json()  # scope omitted: kept
+    assert set(kept["scope"]) == {"inference", "management"} and kept["allowed_model_names"] == []
     assert api.delete(f"/v2/api-keys/{key.json()['id']}").status_code in (200, 204)
 
 

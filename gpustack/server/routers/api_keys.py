@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Response
 
 from gpustack.compat.paging import Paging
-from gpustack.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
+from gpustack.schemas.api_keys import ApiKey, ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, ApiKeyUpdate
 from gpustack.schemas.common import PaginatedList
 from gpustack.server.auth import CurrentUser, SessionDep
 from gpustack.server.services import api_keys as service
@@ -23,6 +23,11 @@ async def list_api_keys(
 @router.post("", response_model=ApiKeyCreated, status_code=201)
 async def create_api_key(data: ApiKeyCreate, session: SessionDep, user: CurrentUser) -> ApiKeyCreated:
     return await service.create_api_key(session=session, user=user, data=data)
+
+
+@router.put("/{key_id}", response_model=ApiKeyPublic)
+async def update_api_key(key_id: int, data: ApiKeyUpdate, session: SessionDep, user: CurrentUser) -> ApiKey:
+    return await service.update_api_key(session=session, user=user, key_id=key_id, data=data)
 
 
 @router.delete("/{key_id}", status_code=204)
