@@ -44,6 +44,14 @@ class UserUpdate(BaseModel):
     password: str | None = PField(default=None, min_length=6, max_length=255)
 
 
+class UserSelfUpdate(BaseModel):
+    """GPUStack's `PUT /v2/users/me`; a new password goes through /auth/update-password (it needs the current one)."""
+
+    full_name: str | None = PField(default=None, max_length=255)
+    avatar_url: str | None = PField(default=None, max_length=2048)
+    password: str | None = None
+
+
 class PasswordChange(BaseModel):
     current_password: str
     new_password: str = PField(min_length=6, max_length=255)

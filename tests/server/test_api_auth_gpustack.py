@@ -31,3 +31,13 @@ def test_gpustack_update_password_path(server: RunningServer, api: httpx.Client)
         assert client.post("/auth/update-password", json=body).status_code == 200
     with server.client(auth=(user["username"], "after-password-1")) as client:
         assert client.get("/v2/users/me").json()["username"] == user["username"]
+
+
+def test_put_me_updates_the_full_name_not_the_password(server: RunningServer, api: httpx.Client) -> None:
+    user = create_user(api, password="self-password-1")
+    with server.client(auth=(user["username"], "self-password-1")) as client:
+        renamed = client.put("/v2/users/me", json={"full_name": "Self Named", "avatar_url": None, "password": None})
+        assert renamed.status_code == 200 and renamed.json()["full_name"] == "Self Named"
+        refused = client.put("/v2/users/me", json={"full_name": "x", "password": "new-password-1"})
+        assert refused.status_code == 400 and "/auth/update-password" in refused.json()["message"]
+        assert client.get("/v2/users/me").json()["full_name"] == "Self Named"  # the refused call changed nothing

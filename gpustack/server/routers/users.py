@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request, Response
 
 from gpustack.compat.paging import Paging
 from gpustack.schemas.common import PaginatedList
-from gpustack.schemas.users import PasswordChange, User, UserCreate, UserPublic, UserUpdate
+from gpustack.schemas.users import PasswordChange, User, UserCreate, UserPublic, UserSelfUpdate, UserUpdate
 from gpustack.server.auth import AdminUser, CurrentUser, SessionDep
 from gpustack.server.services import users as service
 
@@ -14,6 +14,11 @@ router = APIRouter(prefix="/users", tags=["users"])
 @router.get("/me", response_model=UserPublic)
 async def me(user: CurrentUser) -> User:
     return user
+
+
+@router.put("/me", response_model=UserPublic)
+async def update_me(data: UserSelfUpdate, session: SessionDep, user: CurrentUser) -> User:
+    return await service.update_me(session=session, user=user, data=data)
 
 
 @router.post("/me/password", response_model=UserPublic)

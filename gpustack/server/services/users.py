@@ -12,7 +12,7 @@ from sqlmodel import select
 from gpustack.core.errors import ConflictError, InvalidError, TooManyRequestsError, UnauthorizedError
 from gpustack.core.files import write_private_atomic
 from gpustack.schemas.common import MAX_ID, PaginatedList
-from gpustack.schemas.users import PasswordChange, User, UserCreate, UserPublic, UserUpdate
+from gpustack.schemas.users import PasswordChange, User, UserCreate, UserPublic, UserSelfUpdate, UserUpdate
 from gpustack.server.security import check_password, hash_password_async, sign_session, verify_session
 from gpustack.server.services.common import commit_or_conflict, get_or_404, paginate
 from gpustack.server.throttle import LoginThrottle
@@ -129,6 +129,18 @@ async def update_user(*, session: AsyncSession, user_id: int, data: UserUpdate) 
     if data.password is not None:
         user.hashed_password = await hash_password_async(data.password)
         user.session_epoch += 1
+    await session.commit()
+    return user
+
+
+async def update_me(*, session: AsyncSession, user: User, data: UserSelfUpdate) -> User:
+    if data.password is not None:
+        raise InvalidError(
+            "a password is changed with POST /auth/update-password (or /v2/users/me/password), "
+            "which asks for the current one"
+        )
+    user.full_name = data.full_name
+    session.add(user)
     await session.commit()
     return user
 
