@@ -36,7 +36,7 @@ def _create_rate(api: httpx.Client, n: int) -> tuple[float, list[int]]:
 
 
 def _pending(api: httpx.Client) -> int:
-    return int(api.get("/v2/model-instances", params={"per_page": 1, "state": "pending"}).json()["pagination"]["total"])
+    return int(api.get("/v2/model-instances", params={"perPage": 1, "state": "pending"}).json()["pagination"]["total"])
 
 
 def main() -> None:

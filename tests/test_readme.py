@@ -2,7 +2,7 @@
 
 The commands run as written. Only documented placeholders are replaced, the way a user would fill them in:
 `localhost:8080`/`HEAD:8080` become the test's free port, `TOKEN` the content of `data/token` (and
-`/path/to/token` that file), `/models/tiny.gguf`
+`/path/to/token` its path), `/models/tiny.gguf`
 a generated tiny GGUF. `make run` and `gpustack start` run in the background with their ports (and the worker's
 data dir and name) set through documented variables; `make test` is skipped (this test is part of it).
 Blocks fenced as `shell` (they need a GPU, another host or a registry) are shown, not run.
@@ -102,6 +102,7 @@ class Session:
         command = command.replace("HEAD:8080", f"127.0.0.1:{self.port}")
         if self.model_path is not None:
             command = command.replace("/models/tiny.gguf", str(self.model_path))
+        command = command.replace("/path/to/token", str(self.data / "token"))
         if re.search(r"\bTOKEN\b", command):
             command = re.sub(r"\bTOKEN\b", (self.data / "token").read_text().strip(), command)
         return command.replace("/path/to/token", str(self.data / "token"))
@@ -177,7 +178,8 @@ def check_output(command: str, out: str) -> None:
             body = json.loads(line)
         except json.JSONDecodeError:
             continue
-        assert not (isinstance(body, dict) and ({"error", "detail"} & set(body))), f"{command!r} failed: {line}"
+        failed = isinstance(body, dict) and ({"error", "detail"} & set(body) or {"code", "reason"} <= set(body))
+        assert not failed, f"{command!r} failed: {line}"
 
 
 def run_command(session: Session, command: str) -> None:

@@ -10,7 +10,7 @@ from fastapi import Request
 from gpustack.core.errors import UnauthorizedError
 from gpustack.schemas.api_keys import Scope
 from gpustack.schemas.common import utcnow
-from gpustack.server.auth import get_principal
+from gpustack.server.auth import authorization_header, get_principal
 from gpustack.server.events import EventBus
 from gpustack.server.services.api_keys import require_scope
 
@@ -37,7 +37,7 @@ class CallerCache:
         self._entries: dict[str, tuple[float, Caller]] = {}
 
     async def resolve(self, request: Request) -> Caller:
-        header = request.headers.get("authorization", "")
+        header = authorization_header(request) or ""
         key = hashlib.sha256(header.encode()).hexdigest() if header else ""
         now = time.monotonic()
         hit = self._entries.get(key) if key else None

@@ -4,11 +4,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, field_validator
+from pydantic import AliasChoices, BaseModel, field_validator, model_validator
 from pydantic import Field as PField
 from sqlalchemy import Column, ForeignKey, Integer
 from sqlmodel import Field, SQLModel
 
+from gpustack.compat.enums import drop_nulls
 from gpustack.schemas.common import (
     NO_ID_REUSE,
     created_at_field,
@@ -50,14 +51,36 @@ class ApiKey(ApiKeyBase, table=True):
 class ApiKeyCreate(BaseModel):
     name: str = PField(min_length=1, max_length=255)
     description: str | None = PField(default=None, max_length=2048)
-    expires_in_seconds: int | None = PField(default=None, gt=0, le=10 * 365 * 24 * 3600)
+    expires_in_seconds: int | None = PField(
+        default=None,
+        gt=0,
+        le=10 * 365 * 24 * 3600,
+        validation_alias=AliasChoices("expires_in_seconds", "expires_in"),  # GPUStack's name
+    )
     allowed_model_names: list[str] = []
     scope: list[Scope] = PField(default=[Scope.INFERENCE], min_length=1, description="inference, management or *")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gpustack_nulls(cls, data: Any) -> Any:
+        return drop_nulls(data, {"allowed_model_names", "scope"})
 
     def stored_scopes(self) -> str:
         """The `scopes` column: comma-separated, `*` spelled out."""
         wanted = {Scope.INFERENCE, Scope.MANAGEMENT} if Scope.ALL in self.scope else set(self.scope)
         return ",".join(sorted(s.value for s in wanted))
+
+
+class ApiKeyUpdate(BaseModel):
+    """GPUStack's PUT body: the description and allowed models are replaced; `scope` only when sent (an
+    omitted scope keeps the key's, where GPUStack would widen it to `*`)."""
+
+    description: str | None = PField(default=None, max_length=2048)
+    allowed_model_names: list[str] | None = None
+    scope: list[Scope] | None = PField(default=None, min_length=1)
+
+    def stored_scopes(self) -> str | None:
+        return ApiKeyCreate(name="-", scope=self.scope).stored_scopes() if self.scope else None
 
 
 def scopes_of(value: str) -> set[str]:
@@ -67,6 +90,7 @@ def scopes_of(value: str) -> set[str]:
 class ApiKeyPublic(ApiKeyBase):
     id: int
     user_id: int
+    is_custom: bool = False  # GPUStack's field: keys here are always generated
     scope: list[Scope] = PField(validation_alias=AliasChoices("scope", "scopes"))
     created_at: datetime
     updated_at: datetime

@@ -39,10 +39,12 @@ def updated_at_field() -> Any:
 
 
 class Pagination(BaseModel):
+    """GPUStack's keys: `perPage` and `totalPage`."""
+
     page: int
-    per_page: int
+    perPage: int  # noqa: N815
     total: int
-    total_page: int
+    totalPage: int  # noqa: N815
 
 
 class PaginatedList(BaseModel, Generic[T]):

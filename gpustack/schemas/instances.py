@@ -4,11 +4,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, field_serializer, field_validator
 from pydantic import Field as PField
 from sqlalchemy import Column, ForeignKey, Integer
 from sqlmodel import Field, SQLModel
 
+from gpustack.schemas.clusters import DEFAULT_CLUSTER_ID
 from gpustack.schemas.common import (
     NO_ID_REUSE,
     created_at_field,
@@ -17,6 +18,7 @@ from gpustack.schemas.common import (
     nullable_json_field,
     updated_at_field,
 )
+from gpustack.schemas.models import SourceEnum
 
 
 class InstanceState(StrEnum):
@@ -63,6 +65,7 @@ class ComputedResourceClaim(BaseModel):
 
 class ModelInstanceBase(SQLModel):
     name: str = Field(index=True, unique=True, max_length=255)
+    source: SourceEnum = enum_field(SourceEnum.LOCAL_PATH)  # the model's, copied at creation (GPUStack's field)
     model_name: str = Field(default="", max_length=255)
     worker_name: str | None = Field(default=None, max_length=255)
     worker_ip: str | None = Field(default=None, max_length=255)
@@ -121,6 +124,19 @@ class ModelInstancePublic(ModelInstanceBase):
     id: int
     model_id: int
     worker_id: int | None = None
+    cluster_id: int = DEFAULT_CLUSTER_ID
     computed_resource_claim: ComputedResourceClaim | None = None  # type: ignore[assignment]
     created_at: datetime
     updated_at: datetime
+
+    @field_validator("distributed_servers", mode="before")
+    @classmethod
+    def _servers_in(cls, value: Any) -> Any:
+        """GPUStack's object form, or this project's stored list of subordinate workers."""
+        if isinstance(value, dict):
+            return value.get("subordinate_workers") or []
+        return value or []
+
+    @field_serializer("distributed_servers")
+    def _servers_out(self, value: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"mode": "delegated", "download_model_files": True, "subordinate_workers": value}

@@ -3,7 +3,7 @@
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, computed_field, field_validator
 from pydantic import Field as PField
 from sqlalchemy import BigInteger, Column, ForeignKey, Integer
 from sqlmodel import Field, SQLModel
@@ -60,3 +60,14 @@ class ModelFilePublic(ModelFileBase):
     worker_id: int
     created_at: datetime
     updated_at: datetime
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def local_path(self) -> str | None:
+        """GPUStack's name for a local file's path."""
+        return self.source_key if self.source == SourceEnum.LOCAL_PATH else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def resolved_paths(self) -> list[str]:
+        return [self.resolved_path] if self.resolved_path else []

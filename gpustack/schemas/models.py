@@ -3,11 +3,14 @@
 import re
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, field_validator, model_validator
+from pydantic import BaseModel, field_serializer, field_validator, model_validator
 from pydantic import Field as PField
 from sqlmodel import Field, SQLModel
 
+from gpustack.compat.enums import drop_nulls, lenient
+from gpustack.schemas.clusters import DEFAULT_CLUSTER_ID, ClusterScoped
 from gpustack.schemas.common import NO_ID_REUSE, created_at_field, enum_field, json_field, updated_at_field
 
 
@@ -130,7 +133,60 @@ def _check_source(spec: "ModelCreate | ModelUpdate") -> None:
             raise ValueError(f"gpu_selector entry '{item}' must look like '<worker-name>:<gpu-index>'")
 
 
-class ModelCreate(BaseModel):
+class GPUSelector(BaseModel):
+    """GPUStack's `gpu_selector`: GPU ids as `<worker>:<type>:<index>` (or `<worker>:<index>`)."""
+
+    gpu_ids: list[str] | None = None
+    gpus_per_replica: int | None = None
+
+
+_DEVICE_TYPES = {"cuda", "rocm", "npu", "musa", "mps", "cann", "dcu", "corex", "mlu", "maca", "cpu"}
+# the spellings GPUStack uses for backends, placement strategies and sources, matched case-insensitively
+_BACKEND_ALIASES = {"ascend-mindie": "mindie", "llama.cpp": "llama-box", "llamabox": "llama-box", "voxbox": "vox-box"}
+# fields GPUStack's ModelCreate declares optional (null when unset) where this project has a default
+_NULLABLE_IN_GPUSTACK = {
+    "backend",
+    "backend_parameters",
+    "env",
+    "worker_selector",
+    "gpu_selector",
+    "cpu_offloading",
+    "distributed_inference_across_workers",
+    "categories",
+    "placement_strategy",
+}
+_SOURCE_ALIASES = {"hugging_face": "huggingface", "modelscope": "model_scope"}
+
+
+def gpu_ids_from(value: Any) -> Any:
+    """`gpu_selector` as this project's list of `<worker>:<index>`, from that list or GPUStack's object."""
+    if value is None:
+        return []
+    if isinstance(value, GPUSelector):
+        value = value.model_dump()
+    if isinstance(value, dict):
+        value = GPUSelector.model_validate(value).gpu_ids or []
+    if isinstance(value, list):
+        return [_short_gpu_id(v) if isinstance(v, str) else v for v in value]
+    return value
+
+
+def _short_gpu_id(gpu_id: str) -> str:
+    parts = gpu_id.split(":")
+    if len(parts) >= 3 and parts[-2].lower() in _DEVICE_TYPES:
+        return ":".join(parts[:-2] + parts[-1:])
+    return gpu_id
+
+
+def gpu_selector_out(gpu_ids: list[str]) -> dict[str, Any] | None:
+    """GPUStack's object form (`<worker>:cuda:<index>`), null when no GPU is chosen."""
+    if not gpu_ids:
+        return None
+    long_ids = [f"{worker}:cuda:{index}" for worker, _, index in (g.rpartition(":") for g in gpu_ids)]
+    return {"gpu_ids": long_ids, "gpus_per_replica": None}
+
+
+class ModelCreate(ClusterScoped):
     name: str = PField(min_length=1, max_length=255, pattern=NAME_PATTERN)
     source: SourceEnum = SourceEnum.LOCAL_PATH
     huggingface_repo_id: str | None = PField(default=None, max_length=255)
@@ -152,6 +208,31 @@ class ModelCreate(BaseModel):
     image_name: str | None = PField(default=None, max_length=512)
     run_command: str | None = PField(default=None, max_length=4096)
     description: str | None = PField(default=None, max_length=2048)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gpustack_nulls(cls, data: Any) -> Any:
+        return drop_nulls(data, _NULLABLE_IN_GPUSTACK)
+
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _backend(cls, value: Any) -> Any:
+        return lenient(BackendEnum, _BACKEND_ALIASES)(value)
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _source(cls, value: Any) -> Any:
+        return lenient(SourceEnum, _SOURCE_ALIASES)(value)
+
+    @field_validator("placement_strategy", mode="before")
+    @classmethod
+    def _placement(cls, value: Any) -> Any:
+        return lenient(PlacementStrategy)(value)
+
+    @field_validator("gpu_selector", mode="before")
+    @classmethod
+    def _gpu_selector(cls, value: Any) -> Any:
+        return gpu_ids_from(value)
 
     @field_validator("local_path")
     @classmethod
@@ -175,9 +256,34 @@ class ModelPatch(BaseModel):
 
 
 class ModelPublic(ModelSpec):
+    """As GPUStack renders a model: `gpu_selector` an object, `state` "partial" for partially running and
+    null for a stopped model (GPUStack's clients tell stopped by `replicas` 0), `cluster_id` the default."""
+
     id: int
     name: str
-    state: ModelState
+    state: ModelState | None = None
     ready_replicas: int
+    cluster_id: int = DEFAULT_CLUSTER_ID
     created_at: datetime
     updated_at: datetime
+
+    @field_validator("gpu_selector", mode="before")
+    @classmethod
+    def _gpu_selector_in(cls, value: Any) -> Any:
+        return gpu_ids_from(value)
+
+    @field_validator("state", mode="before")
+    @classmethod
+    def _state_in(cls, value: Any) -> Any:
+        return lenient(ModelState, {"partial": ModelState.PARTIALLY_RUNNING.value})(value)
+
+    @field_serializer("gpu_selector")
+    def _gpu_selector_out(self, value: list[str]) -> dict[str, Any] | None:
+        return gpu_selector_out(value)
+
+    @field_serializer("state")
+    def _state_out(self, value: ModelState | None) -> str | None:
+        return WIRE_MODEL_STATES.get(value, value) if value is not None else None
+
+
+WIRE_MODEL_STATES: dict[ModelState, str | None] = {ModelState.PARTIALLY_RUNNING: "partial", ModelState.STOPPED: None}

@@ -36,9 +36,20 @@ class UserCreate(BaseModel):
 
 
 class UserUpdate(BaseModel):
+    """GPUStack sends the whole user (with `username`, and `password` null to keep it)."""
+
+    username: str | None = PField(default=None, max_length=255)
     full_name: str | None = PField(default=None, max_length=255)
     is_admin: bool | None = None
     password: str | None = PField(default=None, min_length=6, max_length=255)
+
+
+class UserSelfUpdate(BaseModel):
+    """GPUStack's `PUT /v2/users/me`; a new password goes through /auth/update-password (it needs the current one)."""
+
+    full_name: str | None = PField(default=None, max_length=255)
+    avatar_url: str | None = PField(default=None, max_length=2048)
+    password: str | None = None
 
 
 class PasswordChange(BaseModel):
@@ -48,6 +59,8 @@ class PasswordChange(BaseModel):
 
 class UserPublic(UserBase):
     id: int
+    is_active: bool = True  # GPUStack's field: every user here is active
+    source: str = "Local"  # GPUStack's auth provider: users here are local
     require_password_change: bool
     created_at: datetime
     updated_at: datetime

@@ -6,10 +6,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel
+from pydantic import AfterValidator, BaseModel, computed_field, model_validator
 from pydantic import Field as PField
 from sqlmodel import Field, SQLModel
 
+from gpustack.schemas.clusters import DEFAULT_CLUSTER_ID, ClusterScoped
 from gpustack.schemas.common import (
     NO_ID_REUSE,
     created_at_field,
@@ -39,6 +40,19 @@ class GPUDevice(BaseModel):
     temperature: float | None = None
     simulated: bool = False
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def memory(self) -> dict[str, Any]:
+        """GPUStack's nested form of the memory figures."""
+        used = self.memory_used + self.memory_reserved
+        rate = round(100 * used / self.memory_total, 2) if self.memory_total else 0.0
+        return {"total": self.memory_total, "used": used, "utilization_rate": rate, "is_unified_memory": False}
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def core(self) -> dict[str, Any]:
+        return {"total": 0, "utilization_rate": self.core_utilization}
+
 
 class CPUInfo(BaseModel):
     total: int = 0
@@ -48,6 +62,11 @@ class CPUInfo(BaseModel):
 class MemoryInfo(BaseModel):
     total: int = 0
     used: int = 0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def utilization_rate(self) -> float:
+        return round(100 * self.used / self.total, 2) if self.total else 0.0
 
 
 class DiskInfo(BaseModel):
@@ -80,9 +99,17 @@ class WorkerStatus(BaseModel):
     gpu_headroom: int = PField(default=DEFAULT_GPU_HEADROOM, ge=0)
     backends: dict[str, BackendInfo] = {}
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def filesystem(self) -> list[dict[str, Any]]:
+        """GPUStack's name for the disks."""
+        return [{"name": d.path, "mount_point": d.path, "total": d.total, "used": d.used} for d in self.disks]
+
 
 class WorkerBase(SQLModel):
     name: str = Field(index=True, unique=True, max_length=255)
+    hostname: str = Field(default="", max_length=255)
+    ifname: str = Field(default="", max_length=255)
     labels: dict[str, str] = json_field(dict)
     ip: str = Field(default="", max_length=255)
     port: int = 0
@@ -132,11 +159,13 @@ def url_host(address: str) -> str:
 WorkerAddress = Annotated[str, PField(default="", max_length=255), AfterValidator(check_address)]
 
 
-class WorkerRegister(BaseModel):
+class WorkerRegister(ClusterScoped):
     """Sent by a worker with the cluster token; answered with a per-worker credential. A worker that
     registered before presents the secret it got then, so no other machine can take over its name."""
 
     name: str = PField(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    hostname: str = PField(default="", max_length=255)
+    ifname: str = PField(default="", max_length=255)
     labels: dict[str, str] = {}
     ip: WorkerAddress = ""
     port: int = PField(default=0, ge=0, le=65535)
@@ -153,7 +182,15 @@ class WorkerRegistered(BaseModel):
 
 
 class WorkerUpdate(BaseModel):
+    """GPUStack sends the worker's `name` too; it must stay the worker's name (its registration identity)."""
+
+    name: str | None = PField(default=None, max_length=255)
     labels: dict[str, str] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls(cls, data: Any) -> Any:
+        return {k: v for k, v in data.items() if v is not None} if isinstance(data, dict) else data
 
 
 class WorkerStatusReport(BaseModel):
@@ -166,6 +203,7 @@ class WorkerStatusReport(BaseModel):
 
 class WorkerPublic(WorkerBase):
     id: int
+    cluster_id: int = DEFAULT_CLUSTER_ID
     state: WorkerState
     state_message: str | None = None
     heartbeat_time: datetime | None = optional_datetime_field()

@@ -25,6 +25,7 @@ from gpustack.server.migrate import run_migrations
 from gpustack.server.routers import (
     api_keys,
     auth,
+    clusters,
     gpu_history,
     health,
     instances,
@@ -59,7 +60,9 @@ def _make_bus() -> EventBus:
 
 def _v2_router() -> APIRouter:
     v2 = APIRouter(prefix="/v2")
-    for module in (models, instances, workers, users, api_keys, model_files, model_evaluations, usage, gpu_history):
+    for module in (
+        models, instances, workers, users, api_keys, model_files, clusters, model_evaluations, usage, gpu_history,
+    ):  # fmt: skip
         v2.include_router(module.router)
     return v2
 

@@ -70,8 +70,17 @@ async def _from_header(request: Request, session: AsyncSession, header: str) -> 
     raise UnauthorizedError(f"unsupported authorization scheme '{scheme}'")
 
 
-async def get_principal(request: Request, session: SessionDep) -> Principal:
+def authorization_header(request: Request) -> str | None:
+    """`Authorization`, or GPUStack's `X-API-Key: <key>` header read as `Bearer <key>`."""
     header = request.headers.get("authorization")
+    if header:
+        return header
+    api_key = request.headers.get("x-api-key", "").strip()
+    return f"Bearer {api_key}" if api_key else None
+
+
+async def get_principal(request: Request, session: SessionDep) -> Principal:
+    header = authorization_header(request)
     if header:
         principal = await _from_header(request, session, header)
         if principal.api_key is not None and request.url.path.startswith("/v2/"):

@@ -1,4 +1,4 @@
-"""Maps domain, validation and database errors to clear HTTP answers in one place."""
+"""Maps domain, validation and database errors to clear HTTP answers in one place (GPUStack's shape)."""
 
 import logging
 
@@ -7,7 +7,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gpustack.compat.errors import error_response
 from gpustack.core.errors import GPUStackError, NotFoundError
 from gpustack.gateway.forward import openai_error
 from gpustack.gateway.router import openai_error_handler
@@ -15,11 +17,36 @@ from gpustack.gateway.router import openai_error_handler
 logger = logging.getLogger(__name__)
 
 
-async def _validation_handler(_request: Request, exc: Exception) -> JSONResponse:
-    """Like FastAPI's, without echoing the input (it may hold NaN or bytes that cannot be rendered)."""
+async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
+    """422 without echoing the input (it may hold NaN or bytes that cannot be rendered): every error in
+    `message`, and as a list in `details.errors` (`loc`, `msg`, `type`)."""
     assert isinstance(exc, RequestValidationError)
-    detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
-    return JSONResponse({"detail": detail}, status_code=422)
+    errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
+    message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors) or "invalid request"
+    if request.url.path.startswith("/v1"):
+        return openai_error(422, message, "invalid_request_error")
+    return error_response(422, message, details={"errors": errors})
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own answers (no such route, method not allowed) in the route family's shape."""
+    assert isinstance(exc, StarletteHTTPException)
+    message = str(exc.detail) if exc.detail else "error"
+    if exc.status_code == 404 and message == "Not Found":
+        message = f"{request.method} {request.url.path} does not exist"
+    elif exc.status_code == 405:
+        message = f"{request.url.path} does not take {request.method}"
+    return _answer(request, exc.status_code, message, "invalid_request_error", dict(exc.headers or {}))
+
+
+async def domain_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """A GPUStackError: OpenAI's shape under /v1, GPUStack's `{code, reason, message}` elsewhere."""
+    assert isinstance(exc, GPUStackError)
+    retry_after = getattr(exc, "retry_after", None)
+    headers = {"retry-after": str(retry_after)} if retry_after is not None else None
+    if request.url.path.startswith("/v1"):
+        return await openai_error_handler(request, exc)
+    return error_response(exc.status_code, exc.message, headers=headers)
 
 
 def _is_data_error(exc: DBAPIError) -> bool:
@@ -32,10 +59,14 @@ def _is_data_error(exc: DBAPIError) -> bool:
     return False
 
 
-def _answer(request: Request, status: int, message: str, err_type: str) -> JSONResponse:
+def _answer(
+    request: Request, status: int, message: str, err_type: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     if request.url.path.startswith("/v1"):
-        return openai_error(status, message, err_type)
-    return JSONResponse({"detail": message}, status_code=status)
+        response = openai_error(status, message, err_type)
+        response.headers.update(headers or {})
+        return response
+    return error_response(status, message, headers=headers)
 
 
 async def _db_error_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -51,7 +82,7 @@ async def _db_error_handler(request: Request, exc: Exception) -> JSONResponse:
 
 async def _deleted_meanwhile(request: Request, _exc: Exception) -> JSONResponse:
     """The row was deleted by another request between being read and being written."""
-    return await openai_error_handler(request, NotFoundError("the resource was deleted by another request"))
+    return await domain_error_handler(request, NotFoundError("the resource was deleted by another request"))
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -60,7 +91,8 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(GPUStackError, openai_error_handler)
+    app.add_exception_handler(GPUStackError, domain_error_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(DBAPIError, _db_error_handler)
     app.add_exception_handler(ConnectionError, _db_error_handler)  # asyncpg's refused connect is not wrapped

@@ -5,6 +5,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gpustack.compat.errors import error_body
+
 MANAGEMENT_BODY_LIMIT = 1 << 20  # 1 MiB: every /v2 and /auth body is a small JSON document
 
 
@@ -16,7 +18,7 @@ def _too_large(path: str, limit: int) -> bytes:
             "error": {"message": message + hint, "type": "invalid_request_error", "param": None, "code": None}
         }
     else:
-        body = {"detail": message}
+        body = error_body(413, message)
     return json.dumps(body).encode()
 
 

@@ -9,6 +9,7 @@ import socket
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
+import psutil
 import uvicorn
 
 from gpustack.config import Config
@@ -27,6 +28,14 @@ from gpustack.worker.serve import ServeLoop
 logger = logging.getLogger(__name__)
 
 LOOPBACK_IP = "127.0.0.1"
+
+
+def interface_of(ip: str) -> str:
+    """The name of the network interface that holds `ip` (GPUStack's worker `ifname`), "" when none does."""
+    for name, addresses in psutil.net_if_addrs().items():
+        if any(a.address.split("%", 1)[0] == ip for a in addresses):
+            return name[:255]
+    return ""
 
 
 def detect_worker_ip(server_url: str) -> str:
@@ -133,7 +142,13 @@ class WorkerAgent:
     async def _registration(self) -> WorkerRegister:
         labels = {"os": platform.system().lower(), "arch": platform.machine().lower()}
         return WorkerRegister(
-            name=self.name, labels=labels, ip=self.ip, port=self.config.worker_port, status=await self._status()
+            name=self.name,
+            hostname=socket.gethostname()[:255],
+            ifname=interface_of(self.ip),
+            labels=labels,
+            ip=self.ip,
+            port=self.config.worker_port,
+            status=await self._status(),
         )
 
     async def _register(self) -> None:

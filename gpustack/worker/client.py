@@ -18,7 +18,6 @@ from gpustack.schemas.workers import WorkerRegister, WorkerRegistered, WorkerSta
 logger = logging.getLogger(__name__)
 
 WATCH_READ_TIMEOUT = 45.0  # the server sends a heartbeat line every 15s
-PAGE_SIZE = 1000
 
 
 class ServerClientError(Exception):
@@ -50,6 +49,8 @@ def _detail(response: httpx.Response) -> str:
         body = response.json()
     except ValueError:
         return response.text[:500] or response.reason_phrase
+    if isinstance(body, dict) and "message" in body:  # GPUStack's {code, reason, message}
+        return str(body["message"])
     if isinstance(body, dict) and "detail" in body:
         return str(body["detail"])
     return str(body)[:500]
@@ -62,6 +63,9 @@ def _check(response: httpx.Response) -> httpx.Response:
     raise ServerResponseError(request.method, request.url.path, response.status_code, _detail(response))
 
 
+_EVENT_KINDS = {1: "created", 2: "updated", 3: "deleted"}  # GPUStack's event type codes
+
+
 def _parse_event(line: str) -> tuple[str, dict[str, Any] | None]:
     try:
         event = json.loads(line)
@@ -70,7 +74,9 @@ def _parse_event(line: str) -> tuple[str, dict[str, Any] | None]:
     if not isinstance(event, dict):
         raise ServerClientError(f"malformed watch line {line[:200]!r}")
     data = event.get("data")
-    return str(event.get("type")), data if isinstance(data, dict) else None
+    code = event.get("type")
+    kind = _EVENT_KINDS[code] if isinstance(code, int) and code in _EVENT_KINDS else str(code)
+    return kind, data if isinstance(data, dict) else None
 
 
 PayloadFactory = Callable[[], Awaitable[WorkerRegister]]
@@ -175,15 +181,9 @@ class ServerClient:
 
     async def list_instances(self, worker_id: int) -> list[ModelInstancePublic]:
         """Every instance placed on the worker (all pages)."""
-        items: list[ModelInstancePublic] = []
-        page = 1
-        while True:
-            params = {"worker_id": worker_id, "page": page, "per_page": PAGE_SIZE}
-            body = (await self._authed("GET", "/v2/model-instances", params=params)).json()
-            items.extend(ModelInstancePublic.model_validate(item) for item in body["items"])
-            if page >= int(body["pagination"]["total_page"]):
-                return items
-            page += 1
+        params = {"worker_id": worker_id, "page": -1}
+        body = (await self._authed("GET", "/v2/model-instances", params=params)).json()
+        return [ModelInstancePublic.model_validate(item) for item in body["items"]]
 
     async def watch_instances(self, worker_id: int) -> AsyncIterator[tuple[str, dict[str, Any] | None]]:
         """(event type, row) pairs from the watch stream; ends when the server closes it."""

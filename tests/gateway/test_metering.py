@@ -89,7 +89,7 @@ def test_metrics_needs_admin_or_the_metrics_token(rig: Any) -> None:
     assert wrong.status_code == 401
     server.admin().post("/v2/users", json={"username": "plain-user", "password": "plain-password"})
     plain = httpx.get(f"{server.url}/metrics", auth=("plain-user", "plain-password"))
-    assert plain.status_code == 403 and "metrics token" in plain.json()["detail"]
+    assert plain.status_code == 403 and "metrics token" in plain.json()["message"]
     admin = server.admin().get("/metrics")
     assert admin.status_code == 200 and "gpustack_openai_requests_total" in admin.text
 

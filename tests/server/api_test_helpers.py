@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from gpustack.schemas.instances import ModelInstance
+from tests.utils.openapi_contract import assert_response_contract
 from tests.utils.server import RunningServer
 
 _SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql"}
@@ -40,7 +41,8 @@ def bearer(value: str) -> dict[str, str]:
 
 
 def client_with(server: RunningServer, credential: str) -> httpx.Client:
-    return server.client(headers=bearer(credential))
+    """Every answer is checked against GPUStack's OpenAPI document (tests/utils/openapi_contract.py)."""
+    return server.client(headers=bearer(credential), event_hooks={"response": [assert_response_contract]})
 
 
 def admin_key(server: RunningServer) -> str:
@@ -103,8 +105,27 @@ def insert_instance(server: RunningServer, *, model_id: int, worker_id: int | No
         return inst.id
 
 
+GPUSTACK_EVENT_TYPES = {1: "created", 2: "updated", 3: "deleted"}
+
+
+def parse_gpustack_frames(buffer: str) -> tuple[list[dict[str, Any]], str]:
+    """An independent reader of GPUStack's watch framing: every frame ends with a blank line; an empty
+    frame is a heartbeat, any other is one JSON event with an integer `type`. Returns the events (the
+    type's name in `type`, the integer in `code`) and the unfinished rest of the buffer."""
+    events = []
+    while "\n\n" in buffer:
+        frame, buffer = buffer.split("\n\n", 1)
+        if not frame.strip():
+            events.append({"type": "heartbeat", "code": None, "data": None})
+            continue
+        raw = json.loads(frame)
+        assert isinstance(raw["type"], int) and "\n" not in frame, frame
+        events.append({**raw, "type": GPUSTACK_EVENT_TYPES[raw["type"]], "code": raw["type"]})
+    return events, buffer
+
+
 class WatchStream:
-    """Reads a `?watch=true` JSON-lines stream on a thread so that every wait is bounded.
+    """Reads a `?watch=true` stream (GPUStack's framing) on a thread so that every wait is bounded.
 
     The reader stops at the first line after `close()`; tests shorten the server's heartbeat so a
     line arrives at least that often and no reader or server stream is left behind.
@@ -132,11 +153,13 @@ class WatchStream:
                     response.read()
                     self._events.put(response.text)
                     return
-                for line in response.iter_lines():
+                buffer = ""
+                for text in response.iter_text():
                     if self._stop.is_set():
                         return
-                    if line.strip():
-                        self._events.put(json.loads(line))
+                    events, buffer = parse_gpustack_frames(buffer + text)
+                    for event in events:
+                        self._events.put(event)
         except Exception as exc:  # reported to the waiting test, never swallowed
             self._events.put(exc)
         finally:

@@ -49,7 +49,7 @@ def test_management_bodies_over_one_mib_are_413_with_a_message(
         small = anonymous.post("/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
     for response in (declared, streamed):
         assert response.status_code == 413, response.text
-        assert "larger than this endpoint accepts" in response.json()["detail"]
+        assert "larger than this endpoint accepts" in response.json()["message"]
     assert small.status_code == 200
     _no_tracebacks(caplog)
 
@@ -86,7 +86,7 @@ def test_failed_logins_from_one_address_are_throttled_with_retry_after(own_serve
         blocked = attacker.post("/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
         basic = attacker.get("/v2/users/me", headers={"Authorization": "Basic " + base64.b64encode(b"a:b").decode()})
     assert blocked.status_code == 429 and 1 <= int(blocked.headers["retry-after"]) <= 4
-    assert "too many failed logins" in blocked.json()["detail"]
+    assert "too many failed logins" in blocked.json()["message"]
     assert basic.status_code == 429  # HTTP Basic shares the budget
     with _from("127.0.0.4", own_server) as someone_else:
         ok = someone_else.post("/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
@@ -109,5 +109,5 @@ def test_unknown_users_cost_a_password_check_like_known_ones(own_server: Running
     with own_server.client() as anonymous:
         response = anonymous.post("/auth/login", json={"username": "no-such-user", "password": "guess"})
     after = security._dummy_hash.cache_info()
-    assert response.status_code == 401 and response.json()["detail"] == "incorrect username or password"
+    assert response.status_code == 401 and response.json()["message"] == "incorrect username or password"
     assert after.hits + after.misses == before.hits + before.misses + 1  # a dummy hash was verified

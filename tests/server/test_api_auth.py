@@ -88,7 +88,7 @@ def test_logout_clears_the_cookie(server: RunningServer) -> None:
         assert SESSION_COOKIE not in browser.cookies
         gone = browser.get("/v2/users/me")
         assert gone.status_code == 401
-        assert gone.json()["detail"] == "authentication required"
+        assert gone.json()["message"] == "authentication required"
 
 
 @pytest.mark.parametrize(
@@ -100,7 +100,7 @@ def test_bad_login_is_401_with_one_message(server: RunningServer, credentials: t
     with server.client() as browser:
         response = browser.post("/auth/login", json={"username": credentials[0], "password": credentials[1]})
         assert response.status_code == 401
-        assert response.json()["detail"] == "incorrect username or password"  # no user enumeration
+        assert response.json()["message"] == "incorrect username or password"  # no user enumeration
         assert "set-cookie" not in response.headers
         assert browser.get("/v2/users/me").status_code == 401
 
@@ -121,7 +121,7 @@ def test_basic_auth(server: RunningServer) -> None:
     with server.client() as anonymous:
         assert anonymous.get("/v2/users/me", headers=_basic("admin", ADMIN_PASSWORD)).json()["username"] == "admin"
         wrong = anonymous.get("/v2/users/me", headers=_basic("admin", "nope"))
-        assert wrong.status_code == 401 and wrong.json()["detail"] == "incorrect username or password"
+        assert wrong.status_code == 401 and wrong.json()["message"] == "incorrect username or password"
         for header in ("Basic %%%", "Basic " + base64.b64encode(b"\xff\xfe").decode(), "Basic", "Token abc", "abc"):
             response = anonymous.get("/v2/users/me", headers={"Authorization": header})
             assert response.status_code == 401, header
@@ -134,10 +134,10 @@ def test_api_key_is_shown_once_and_only_its_hash_is_stored(server: RunningServer
     assert prefix == "gpustack" and created["access_key"] == access_key
     assert created["description"] == "ci key" and created["expires_at"] is None
 
-    listed = api.get("/v2/api-keys", params={"per_page": 1000}).json()["items"]
+    listed = api.get("/v2/api-keys", params={"page": -1}).json()["items"]
     mine = [k for k in listed if k["id"] == created["id"]]
     assert len(mine) == 1 and "value" not in mine[0]
-    assert secret not in api.get("/v2/api-keys", params={"per_page": 1000}).text
+    assert secret not in api.get("/v2/api-keys", params={"page": -1}).text
 
     with sync_engine(server).connect() as conn:
         row = conn.execute(select(API_KEYS).where(API_KEYS.c.id == created["id"])).mappings().one()
@@ -152,7 +152,7 @@ def test_api_key_names_are_unique_per_user(server: RunningServer, api: httpx.Cli
     name = unique("dup-key")
     _new_key(api, name=name)
     again = api.post("/v2/api-keys", json={"name": name})
-    assert again.status_code == 409 and name in again.json()["detail"]
+    assert again.status_code == 409 and name in again.json()["message"]
     user = create_user(api, password="pw-123456")
     with server.client(auth=(user["username"], "pw-123456")) as other:
         assert other.post("/v2/api-keys", json={"name": name}).status_code == 201  # another user may reuse it
@@ -179,7 +179,7 @@ def test_api_key_expiry(server: RunningServer, api: httpx.Client) -> None:
                 .values(expires_at=utcnow() - timedelta(seconds=1))
             )
         expired = keyed.get("/v2/users/me")
-    assert expired.status_code == 401 and expired.json()["detail"] == "API key has expired"
+    assert expired.status_code == 401 and expired.json()["message"] == "API key has expired"
 
 
 def test_deleted_api_key_no_longer_authenticates(server: RunningServer, api: httpx.Client) -> None:
@@ -188,7 +188,7 @@ def test_deleted_api_key_no_longer_authenticates(server: RunningServer, api: htt
         assert keyed.get("/v2/models").status_code == 200
         assert api.delete(f"/v2/api-keys/{created['id']}").status_code == 204
         gone = keyed.get("/v2/models")
-        assert gone.status_code == 401 and gone.json()["detail"] == "invalid API key"
+        assert gone.status_code == 401 and gone.json()["message"] == "invalid API key"
     assert api.delete(f"/v2/api-keys/{created['id']}").status_code == 404
     assert api.delete("/v2/api-keys/99999999999").status_code == 404
 
@@ -206,7 +206,7 @@ def test_a_right_access_key_with_a_wrong_secret_is_401(server: RunningServer, ap
     created = _new_key(api)
     with client_with(server, f"gpustack_{created['access_key']}_{'0' * 48}") as forged:
         response = forged.get("/v2/models")
-    assert response.status_code == 401 and response.json()["detail"] == "invalid API key"
+    assert response.status_code == 401 and response.json()["message"] == "invalid API key"
 
 
 def test_keys_are_private_to_their_owner(server: RunningServer, api: httpx.Client) -> None:
@@ -219,7 +219,7 @@ def test_keys_are_private_to_their_owner(server: RunningServer, api: httpx.Clien
         assert listed["items"][0]["user_id"] == user["id"]
         hidden = other.delete(f"/v2/api-keys/{admin_key['id']}")
         assert hidden.status_code == 404  # not 403: other users' keys are not revealed
-    assert admin_key["id"] in {k["id"] for k in api.get("/v2/api-keys", params={"per_page": 1000}).json()["items"]}
+    assert admin_key["id"] in {k["id"] for k in api.get("/v2/api-keys", params={"page": -1}).json()["items"]}
     # an admin may revoke any user's key
     assert api.delete(f"/v2/api-keys/{own['id']}").status_code == 204
 
@@ -250,7 +250,7 @@ def test_non_admin_can_read_but_not_manage(server: RunningServer, api: httpx.Cli
         ]
         for response in denied:
             assert response.status_code == 403, (response.request.method, response.request.url, response.text)
-            assert response.json()["detail"] == "admin rights required"
+            assert response.json()["message"] == "admin rights required"
     assert api.get(f"/v2/models/{model['id']}").json()["replicas"] == model["replicas"]
     assert api.get(f"/v2/users/{user['id']}").json()["is_admin"] is False
 
@@ -258,7 +258,7 @@ def test_non_admin_can_read_but_not_manage(server: RunningServer, api: httpx.Cli
 def test_user_create_validates_and_conflicts(api: httpx.Client) -> None:
     user = create_user(api)
     clash = api.post("/v2/users", json={"username": user["username"], "password": "pw-123456"})
-    assert clash.status_code == 409 and user["username"] in clash.json()["detail"]
+    assert clash.status_code == 409 and user["username"] in clash.json()["message"]
     for body in (
         {"username": unique("u"), "password": "short"},
         {"username": "has space", "password": "pw-123456"},
@@ -271,20 +271,20 @@ def test_user_create_validates_and_conflicts(api: httpx.Client) -> None:
 def test_users_list_get_search(api: httpx.Client) -> None:
     token = unique("find")
     users = [create_user(api, username=f"{token}-{i}") for i in range(3)]
-    found = api.get("/v2/users", params={"search": token, "per_page": 2}).json()
-    assert found["pagination"]["total"] == 3 and found["pagination"]["total_page"] == 2
-    assert [u["id"] for u in found["items"]] == [u["id"] for u in users[:2]]
+    found = api.get("/v2/users", params={"search": token, "perPage": 2}).json()
+    assert found["pagination"]["total"] == 3 and found["pagination"]["totalPage"] == 2
+    assert [u["id"] for u in found["items"]] == [users[2]["id"], users[1]["id"]]  # newest first
     assert api.get("/v2/users", params={"search": f"{token}%"}).json()["pagination"]["total"] == 0
     assert api.get(f"/v2/users/{users[0]['id']}").json()["username"] == f"{token}-0"
     missing = api.get("/v2/users/2147483647")
-    assert missing.status_code == 404 and missing.json()["detail"] == "user 2147483647 not found"
+    assert missing.status_code == 404 and missing.json()["message"] == "user 2147483647 not found"
 
 
 def test_password_change(server: RunningServer, api: httpx.Client) -> None:
     user = create_user(api, password="first-pass")
     with server.client(auth=(user["username"], "first-pass")) as regular:
         wrong = regular.post("/v2/users/me/password", json={"current_password": "nope", "new_password": "second-pass"})
-        assert wrong.status_code == 400 and wrong.json()["detail"] == "current password is incorrect"
+        assert wrong.status_code == 400 and wrong.json()["message"] == "current password is incorrect"
         short = regular.post("/v2/users/me/password", json={"current_password": "first-pass", "new_password": "x"})
         assert short.status_code == 422
         ok = regular.post(
@@ -341,7 +341,7 @@ def test_deleting_a_user_revokes_their_key_and_session(server: RunningServer, ap
 def test_an_admin_cannot_delete_themself(api: httpx.Client) -> None:
     me = api.get("/v2/users/me").json()
     response = api.delete(f"/v2/users/{me['id']}")
-    assert response.status_code == 400 and response.json()["detail"] == "you cannot delete yourself"
+    assert response.status_code == 400 and response.json()["message"] == "you cannot delete yourself"
     assert api.get("/v2/users/me").status_code == 200
 
 
@@ -361,7 +361,7 @@ def test_the_last_admin_keeps_admin_rights(lone_admin_server: RunningServer) -> 
 
         refused = admin.put(f"/v2/users/{me['id']}", json={"is_admin": False})
         assert refused.status_code == 400
-        assert refused.json()["detail"] == "cannot remove admin rights from the last admin"
+        assert refused.json()["message"] == "cannot remove admin rights from the last admin"
         assert admin.delete(f"/v2/users/{me['id']}").status_code == 400
         assert admin.get("/v2/users/me").json()["is_admin"] is True
 
@@ -388,13 +388,13 @@ def test_new_api_keys_are_for_inference_only_unless_asked(server: RunningServer,
     assert default.status_code == 201 and default.json()["scope"] == ["inference"]
     with client_with(server, default.json()["value"]) as keyed:
         refused = keyed.get("/v2/models")
-        assert refused.status_code == 403 and "'management' scope" in refused.json()["detail"]
+        assert refused.status_code == 403 and "'management' scope" in refused.json()["message"]
         assert keyed.post("/v2/models", json={"name": unique("m"), "local_path": "/x"}).status_code == 403
     both = _new_key(api, scope=["inference", "management"])
     assert both["scope"] == ["inference", "management"]
     with client_with(server, str(both["value"])) as keyed:
         assert keyed.get("/v2/models").status_code == 200
-    listed = {k["id"]: k["scope"] for k in api.get("/v2/api-keys", params={"per_page": 1000}).json()["items"]}
+    listed = {k["id"]: k["scope"] for k in api.get("/v2/api-keys", params={"page": -1}).json()["items"]}
     assert listed[default.json()["id"]] == ["inference"]
     assert _new_key(api, scope=["*"])["scope"] == ["inference", "management"]  # GPUStack's wildcard
 

@@ -29,7 +29,9 @@ def test_database_outage_is_a_short_503_logged_once(tmp_path: Path, caplog: pyte
                     for response in answers:
                         assert response.status_code == 503, response.text
                         assert response.json() == {
-                            "detail": "the database is unavailable; try again shortly (the server keeps retrying)"
+                            "code": 503,
+                            "reason": "ServiceUnavailable",
+                            "message": "the database is unavailable; try again shortly (the server keeps retrying)",
                         }
                     outage_logs = [r for r in caplog.records if "database unavailable" in r.getMessage()]
                     assert len(outage_logs) == 1, [r.getMessage() for r in caplog.records]

@@ -7,8 +7,10 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gpustack.schemas.instances import ModelInstance
+from gpustack.schemas.models import Model
 from tests.server.api_test_helpers import (
     admin_client,
     admin_key,
@@ -31,11 +33,12 @@ def _body(**fields: Any) -> dict[str, Any]:
 
 
 def _error_text(response: httpx.Response) -> str:
-    """All messages of a 422 (a list of errors) or the detail of any other error, as one string."""
-    detail = response.json()["detail"]
-    if isinstance(detail, list):
-        return " | ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in detail)
-    return str(detail)
+    """All messages of a 422 (its `details.errors`) or the message of any other error, as one string."""
+    body = response.json()
+    errors = (body.get("details") or {}).get("errors")
+    if errors:
+        return " | ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+    return str(body["message"])
 
 
 def test_create_echoes_every_field_and_defaults(api: httpx.Client) -> None:
@@ -56,7 +59,11 @@ def test_create_echoes_every_field_and_defaults(api: httpx.Client) -> None:
     assert response.status_code == 201, response.text
     created = response.json()
     for key, value in body.items():
-        assert created[key] == value, key
+        if key != "gpu_selector":
+            assert created[key] == value, key
+    # GPUStack's object form, GPU ids as <worker>:<type>:<index>
+    assert created["gpu_selector"] == {"gpu_ids": ["worker-a:cuda:0", "worker-a:cuda:1"], "gpus_per_replica": None}
+    assert created["cluster_id"] == 1
     assert isinstance(created["id"], int)
     assert created["state"] == "pending"
     assert created["ready_replicas"] == 0
@@ -85,7 +92,7 @@ def test_duplicate_name_is_a_conflict_with_a_clear_detail(api: httpx.Client) -> 
     first = create_model(api)
     again = api.post("/v2/models", json=_body(name=first["name"]))
     assert again.status_code == 409
-    detail = again.json()["detail"]
+    detail = again.json()["message"]
     assert isinstance(detail, str)
     assert first["name"] in detail and "already exists" in detail
 
@@ -94,7 +101,7 @@ def test_duplicate_name_is_a_conflict_with_a_clear_detail(api: httpx.Client) -> 
 def test_invalid_replicas_are_rejected(api: httpx.Client, replicas: object) -> None:
     response = api.post("/v2/models", json=_body(replicas=replicas))
     assert response.status_code == 422, response.text
-    assert any(e["loc"][-1] == "replicas" for e in response.json()["detail"])
+    assert any(e["loc"][-1] == "replicas" for e in response.json()["details"]["errors"])
 
 
 def test_replicas_bounds_are_inclusive(api: httpx.Client) -> None:
@@ -172,14 +179,14 @@ def test_custom_backend_needs_a_command_or_an_image(api: httpx.Client) -> None:
 def test_invalid_fields_are_rejected(api: httpx.Client, fields: dict[str, Any]) -> None:
     response = api.post("/v2/models", json=_body(**fields))
     assert response.status_code == 422, response.text
-    assert any(next(iter(fields)) in e["loc"] for e in response.json()["detail"])
+    assert any(next(iter(fields)) in e["loc"] for e in response.json()["details"]["errors"])
 
 
 def test_unknown_model_is_404_with_detail(api: httpx.Client) -> None:
     for model_id in (2**31 - 1, 2**31, 10**20, 0, -1):
         response = api.get(f"/v2/models/{model_id}")
         assert response.status_code == 404, (model_id, response.text)
-        assert response.json()["detail"] == f"model {model_id} not found"
+        assert response.json()["message"] == f"model {model_id} not found"
     assert api.get("/v2/models/not-a-number").status_code == 422
 
 
@@ -190,21 +197,24 @@ def test_list_paginates_and_searches(api: httpx.Client) -> None:
 
     pages = []
     for page in (1, 2, 3):
-        response = api.get("/v2/models", params={"search": token, "page": page, "per_page": 2})
+        response = api.get("/v2/models", params={"search": token, "page": page, "perPage": 2})
         assert response.status_code == 200
         pages.append(response.json())
     assert [len(p["items"]) for p in pages] == [2, 2, 1]
     for number, p in enumerate(pages, start=1):
-        assert p["pagination"] == {"page": number, "per_page": 2, "total": 5, "total_page": 3}
+        assert p["pagination"] == {"page": number, "perPage": 2, "total": 5, "totalPage": 3}
     listed = [item["id"] for p in pages for item in p["items"]]
-    assert listed == ids  # ordered by id, nothing twice, nothing missing
+    assert listed == ids[::-1]  # newest first, as GPUStack lists, nothing twice, nothing missing
 
-    beyond = api.get("/v2/models", params={"search": token, "page": 4, "per_page": 2}).json()
+    beyond = api.get("/v2/models", params={"search": token, "page": 4, "perPage": 2}).json()
     assert beyond["items"] == [] and beyond["pagination"]["total"] == 5
 
-    everything = api.get("/v2/models", params={"per_page": 1000}).json()
-    assert everything["pagination"]["total"] >= 6
+    everything = api.get("/v2/models", params={"page": -1, "perPage": 2}).json()  # GPUStack's "all rows"
+    assert everything["pagination"]["total"] >= 6 and everything["pagination"]["page"] == -1
     assert set(ids) <= {item["id"] for item in everything["items"]}
+    assert len(everything["items"]) == everything["pagination"]["total"]
+    legacy = api.get("/v2/models", params={"search": token, "perPage": 2}).json()  # the earlier spelling
+    assert legacy["pagination"]["perPage"] == 2 and len(legacy["items"]) == 2
 
 
 def test_search_is_literal_not_a_like_pattern(api: httpx.Client) -> None:
@@ -228,11 +238,22 @@ def test_state_filter(api: httpx.Client) -> None:
 
 @pytest.mark.parametrize(
     "params",
-    [{"page": 0}, {"per_page": 0}, {"per_page": 1001}, {"page": "x"}, {"page": 2**31}, {"page": 10**20}],
+    [
+        {"page": 0},
+        {"page": -2},
+        {"per_page": 0},
+        {"perPage": 0},
+        {"perPage": 1001},
+        {"page": "x"},
+        {"page": 2**31},
+        {"page": 10**20},
+    ],
     ids=str,
 )
 def test_bad_pagination_is_rejected(api: httpx.Client, params: dict[str, Any]) -> None:
-    assert api.get("/v2/models", params=params).status_code == 422
+    response = api.get("/v2/models", params=params)
+    assert response.status_code == 422
+    assert response.json()["reason"] == "Invalid" and next(iter(params)) in response.json()["message"]
 
 
 def test_put_replaces_the_spec(api: httpx.Client) -> None:
@@ -260,7 +281,7 @@ def test_put_rename_to_an_existing_name_conflicts(api: httpx.Client) -> None:
     first, second = create_model(api), create_model(api)
     clash = api.put(f"/v2/models/{second['id']}", json=_body(name=first["name"]))
     assert clash.status_code == 409
-    assert first["name"] in clash.json()["detail"]
+    assert first["name"] in clash.json()["message"]
     assert api.get(f"/v2/models/{second['id']}").json()["name"] == second["name"]
     # keeping its own name is not a conflict
     same = api.put(f"/v2/models/{second['id']}", json=_body(name=second["name"], replicas=2))
@@ -272,7 +293,7 @@ def test_put_validates_and_404s(api: httpx.Client) -> None:
     assert api.put(f"/v2/models/{model['id']}", json=_body(replicas=-1)).status_code == 422
     assert api.put(f"/v2/models/{model['id']}", json={"replicas": 1}).status_code == 422  # name is required
     missing = api.put("/v2/models/2147483647", json=_body())
-    assert missing.status_code == 404 and "not found" in missing.json()["detail"]
+    assert missing.status_code == 404 and "not found" in missing.json()["message"]
 
 
 def test_patch_scales_replicas_only(api: httpx.Client) -> None:
@@ -295,7 +316,7 @@ def test_delete_is_204_then_404(api: httpx.Client) -> None:
     assert api.delete(f"/v2/models/{model['id']}").status_code == 204
     assert api.get(f"/v2/models/{model['id']}").status_code == 404
     again = api.delete(f"/v2/models/{model['id']}")
-    assert again.status_code == 404 and again.json()["detail"] == f"model {model['id']} not found"
+    assert again.status_code == 404 and again.json()["message"] == f"model {model['id']} not found"
     # the name is free again (SQLite may hand out the same id again: it has no AUTOINCREMENT)
     assert create_model(api, name=model["name"])["name"] == model["name"]
 
@@ -312,7 +333,7 @@ def test_delete_cascades_to_the_models_instances_only(server: RunningServer, api
     for inst_id in doomed_instances:
         response = api.get(f"/v2/model-instances/{inst_id}")
         assert response.status_code == 404
-        assert response.json()["detail"] == f"model instance {inst_id} not found"
+        assert response.json()["message"] == f"model instance {inst_id} not found"
     assert api.get(f"/v2/model-instances/{kept_instance}").status_code == 200
     with sync_engine(server).connect() as conn:
         instances = ModelInstance.metadata.tables["model_instances"]
@@ -324,9 +345,6 @@ def test_a_patch_racing_a_delete_is_404_not_500(server: RunningServer, api: http
     """The DELETE commits between the PATCH reading the row and writing it: a hook on the server's own
     flush deletes the row through another connection at exactly that moment."""
     from sqlalchemy import event, text
-    from sqlalchemy.orm import Session
-
-    from gpustack.schemas.models import Model
 
     model = create_model(api)
 
@@ -341,7 +359,7 @@ def test_a_patch_racing_a_delete_is_404_not_500(server: RunningServer, api: http
     finally:
         event.remove(Session, "before_flush", delete_first)
     assert response.status_code == 404, response.text
-    assert "deleted" in response.json()["detail"]
+    assert "deleted" in response.json()["message"]
     assert api.get(f"/v2/models/{model['id']}").status_code == 404
 
 
@@ -375,7 +393,7 @@ def test_model_secrets_are_masked_for_everyone_but_admins_and_the_workers_runnin
     for credential in (user_key, idle["credential"]):
         with client_with(server, credential) as viewer:
             one = viewer.get(f"/v2/models/{model['id']}").json()
-            listed = [m for m in viewer.get("/v2/models", params={"per_page": 1000}).json()["items"]]
+            listed = [m for m in viewer.get("/v2/models", params={"page": -1}).json()["items"]]
         for seen in (one, next(m for m in listed if m["id"] == model["id"])):
             assert seen["env"] == {"HF_TOKEN": "******", "LANG": "C"}
             assert seen["backend_parameters"] == ["--api-key=******", "--ctx-size=512"]
@@ -399,4 +417,4 @@ def test_instance_logs_are_for_admins_and_the_worker_running_it(server: RunningS
     for credential in (admin_key(server), owner["credential"]):
         with client_with(server, credential) as allowed:
             response = allowed.get(f"/v2/model-instances/{instance}/logs")
-        assert response.status_code == 503 and "cannot reach the worker" in response.json()["detail"]
+        assert response.status_code == 503 and "cannot reach the worker" in response.json()["message"]

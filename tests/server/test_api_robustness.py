@@ -59,7 +59,8 @@ def test_docs_and_openapi(server: RunningServer) -> None:
     assert {"get", "put", "patch", "delete"} <= set(spec["paths"]["/v2/models/{model_id}"])
     for path in ("/v2/workers/register", "/v2/model-instances", "/v2/users/me", "/v2/api-keys", "/auth/login"):
         assert path in spec["paths"], path
-    assert {"ModelCreate", "ModelPublic", "WorkerStatus"} <= set(spec["components"]["schemas"])
+    schemas = {name.split("-")[0] for name in spec["components"]["schemas"]}  # WorkerStatus-Input/-Output
+    assert {"ModelCreate", "ModelPublic", "WorkerStatus", "ClusterPublic", "GPUDevicePublic"} <= schemas
 
 
 def test_every_v2_route_needs_credentials(server: RunningServer) -> None:
@@ -77,7 +78,7 @@ def test_every_v2_route_needs_credentials(server: RunningServer) -> None:
             basic = "Basic " + base64.b64encode(f"nobody{i}:no".encode()).decode()
             for headers in ({}, bearer("gpustack_not_a_key"), {"Authorization": basic}):
                 response = anonymous.request(method.upper(), url, json=body, headers=headers)
-                if response.status_code != 401 or not response.json().get("detail"):
+                if response.status_code != 401 or not response.json().get("message"):
                     failures.append(f"{method.upper()} {url} {headers}: {response.status_code} {response.text[:100]}")
     assert not failures, "\n".join(failures)
 
@@ -234,7 +235,14 @@ ID_FILTERS = {"/v2/model-instances": {"model_id", "worker_id"}, "/v2/model-files
 
 @pytest.mark.parametrize(
     "params",
-    [{"page": 10**20}, {"page": 2**31}, {"per_page": 10**20}, {"worker_id": 10**20}, {"model_id": -(10**20)}],
+    [
+        {"page": 10**20},
+        {"page": 2**31},
+        {"per_page": 10**20},
+        {"perPage": 10**20},
+        {"worker_id": 10**20},
+        {"model_id": -(10**20)},
+    ],
     ids=str,
 )
 @pytest.mark.parametrize("path", ["/v2/models", "/v2/workers", "/v2/model-instances", "/v2/users", "/v2/model-files"])
@@ -242,7 +250,7 @@ def test_out_of_range_query_numbers_are_rejected(server: RunningServer, path: st
     [key] = params
     with admin_client(server) as api:
         response = api.get(path, params=params)
-    defined = key in ("page", "per_page") or key in ID_FILTERS.get(path, set())
+    defined = key in ("page", "per_page", "perPage") or key in ID_FILTERS.get(path, set())
     assert response.status_code == (422 if defined else 200), response.text
 
 
@@ -275,7 +283,7 @@ def test_unicode_text_round_trips(server: RunningServer) -> None:
     )
 
 
-def test_error_responses_are_json_with_detail(server: RunningServer) -> None:
+def test_error_responses_are_gpustack_error_bodies(server: RunningServer) -> None:
     with admin_client(server) as api:
         for response in (
             api.get("/v2/models/2147483647"),
@@ -284,4 +292,5 @@ def test_error_responses_are_json_with_detail(server: RunningServer) -> None:
             api.post("/v2/models", content=b"{", headers={"Content-Type": "application/json"}),
         ):
             assert response.headers["content-type"].startswith("application/json")
-            assert json.loads(response.text)["detail"]
+            body = json.loads(response.text)
+            assert body["code"] == response.status_code and body["reason"] and body["message"], body

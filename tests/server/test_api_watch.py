@@ -1,5 +1,6 @@
-"""`?watch=true` streams over real HTTP: the current rows as `created`, then live changes, as JSON lines."""
+"""`?watch=true` streams over real HTTP: the current rows as `created`, then live changes, in GPUStack's framing."""
 
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -35,13 +36,14 @@ def api(server: RunningServer) -> Iterator[httpx.Client]:
 
 def test_models_watch_sends_the_snapshot_then_changes(server: RunningServer, api: httpx.Client) -> None:
     existing = create_model(api)
-    listing = api.get("/v2/models", params={"per_page": 1000}).json()
+    listing = api.get("/v2/models", params={"page": -1}).json()
     assert listing["pagination"]["total"] <= 1000
     with watching(server, admin_key(server), "/v2/models") as stream:
         assert stream.status_code == 200
         snapshot = stream.until_heartbeat()
         assert {e["type"] for e in snapshot} == {"created"}
-        assert [e["data"] for e in snapshot] == listing["items"]  # every current row, by id, in the public shape
+        # every current row, oldest first (the listing is newest first), in the public shape
+        assert [e["data"] for e in snapshot] == listing["items"][::-1]
         assert any(e["data"]["id"] == existing["id"] for e in snapshot)
 
         new = create_model(api)
@@ -66,7 +68,33 @@ def test_heartbeats_keep_the_stream_alive(server: RunningServer) -> None:
     with watching(server, admin_key(server), "/v2/models", state="no-such-state") as stream:
         assert stream.until_heartbeat() == []  # nothing matches: straight to the first heartbeat
         beats = [stream.next(timeout=5) for _ in range(2)]
-    assert beats == [{"type": "heartbeat", "data": None}] * 2
+    assert beats == [{"type": "heartbeat", "code": None, "data": None}] * 2
+
+
+def test_watch_frames_are_gpustack_events(server: RunningServer, api: httpx.Client) -> None:
+    """The raw bytes: compact JSON events with GPUStack's integer type codes, the row id, `changed_fields`
+    as [old, new] pairs, each frame ended by a blank line; a heartbeat is a bare blank line."""
+    model = create_model(api)
+    with watching(server, admin_key(server), "/v2/models") as stream:
+        stream.until_heartbeat()
+        api.patch(f"/v2/models/{model['id']}", json={"replicas": 3}).raise_for_status()
+        updated = stream.wait_for(of_id("updated", model["id"]))
+        api.delete(f"/v2/models/{model['id']}").raise_for_status()
+        deleted = stream.wait_for(of_id("deleted", model["id"]))
+    assert updated["code"] == 2 and updated["id"] == model["id"]
+    assert updated["changed_fields"]["replicas"] == [1, 3]
+    assert deleted["code"] == 3 and deleted["id"] == model["id"]
+    with api.stream("GET", "/v2/models", params={"watch": "true"}) as response:
+        assert response.headers["content-type"].startswith("application/json")
+        raw = b""
+        for chunk in response.iter_raw():
+            raw += chunk
+            if raw.endswith(b"\n\n\n\n") or raw == b"\n\n":  # the last event's end, then a heartbeat
+                break
+    frames = raw.split(b"\n\n")
+    first = json.loads(frames[0])
+    assert first["type"] == 1 and set(first) == {"type", "id", "data", "changed_fields"}
+    assert frames[0] == json.dumps(first, separators=(",", ":")).encode()
 
 
 def test_refused_and_failed_writes_publish_nothing(server: RunningServer, api: httpx.Client) -> None:
@@ -182,3 +210,17 @@ def test_row_leaving_the_filter_is_seen_as_deleted(server: RunningServer, api: h
         assert api.delete(f"/v2/workers/{mine['id']}").status_code == 204
         gone = stream.wait_for(of_id("deleted", moved))
     assert gone["data"]["worker_id"] is None and gone["data"]["state"] == "pending"
+
+
+def test_model_files_watch_follows_a_worker(server: RunningServer) -> None:
+    worker = register_worker(server)
+    report = {"source": "local_path", "source_key": f"/models/{unique('f')}.gguf", "state": "downloading"}
+    with watching(server, admin_key(server), "/v2/model-files", worker_id=worker["id"]) as stream:
+        assert stream.until_heartbeat() == []
+        with server.client(headers={"Authorization": f"Bearer {worker['credential']}"}) as as_worker:
+            as_worker.post("/v2/model-files", json=report).raise_for_status()
+            created = stream.wait_for(lambda e: e["type"] == "created")
+            as_worker.post("/v2/model-files", json={**report, "state": "ready"}).raise_for_status()
+        updated = stream.wait_for(lambda e: e["type"] == "updated")
+    assert created["data"]["local_path"] == report["source_key"] and created["data"]["worker_id"] == worker["id"]
+    assert updated["changed_fields"]["state"] == ["downloading", "ready"]

@@ -11,5 +11,5 @@ def test_dashboard_is_served(server: RunningServer) -> None:
     assert "<title>GPUStack</title>" in page.text
     for endpoint in ("/v2/workers", "/v2/models", "/v2/model-instances", "/auth/login", "simulated",
                      "require_password_change", "/v2/users/me/password", "/v2/gpu-history", "/v2/usage?group_by=model",
-                     "/v2/usage/export"):  # fmt: skip
+                     "/v2/usage/export", "application/x-www-form-urlencoded", "page=-1", "body.message"):  # fmt: skip
         assert endpoint in page.text

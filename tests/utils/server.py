@@ -13,6 +13,7 @@ import httpx
 from gpustack.config import Config
 from gpustack.server.app import StartHook, create_app
 from gpustack.server.serving import GracefulServer
+from tests.utils.openapi_contract import assert_response_contract
 
 ADMIN_PASSWORD = "admin-password-1"
 
@@ -48,7 +49,8 @@ class RunningServer:
         return httpx.Client(base_url=self.url, timeout=30, **kwargs)  # type: ignore[arg-type]
 
     def admin(self) -> httpx.Client:
-        return self.client(auth=("admin", ADMIN_PASSWORD))
+        """Basic-auth admin client; its answers are checked against GPUStack's OpenAPI document."""
+        return self.client(auth=("admin", ADMIN_PASSWORD), event_hooks={"response": [assert_response_contract]})
 
 
 @contextmanager

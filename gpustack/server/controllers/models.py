@@ -61,6 +61,7 @@ def _scale_up(session: AsyncSession, model: Model, missing: int, counts: Counter
                 name=f"{model.name}-{secrets.token_hex(3)}",
                 model_id=model.id,  # type: ignore[arg-type]
                 model_name=model.name,
+                source=model.source,
                 state=InstanceState.PENDING,
             )
         )

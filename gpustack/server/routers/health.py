@@ -1,8 +1,10 @@
-"""Liveness and readiness probes (no auth)."""
+"""Liveness and readiness probes and the version (no auth)."""
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+
+from gpustack import __version__
 
 router = APIRouter(tags=["health"])
 
@@ -20,3 +22,9 @@ async def readyz(request: Request) -> JSONResponse:
     async with request.app.state.db.session() as session:
         await session.execute(text("SELECT 1"))
     return JSONResponse({"status": "ready"})
+
+
+@router.get("/version")
+async def version() -> dict[str, str]:
+    """As GPUStack answers it: the server's version and the commit it was built from."""
+    return {"version": __version__, "git_commit": "unknown"}

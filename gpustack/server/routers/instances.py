@@ -5,10 +5,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from gpustack.compat.paging import Paging
 from gpustack.schemas.common import PaginatedList
 from gpustack.schemas.instances import ModelInstance, ModelInstancePublic, ModelInstanceUpdate
 from gpustack.server.auth import AdminOrWorker, AdminUser, CurrentWorker, PrincipalDep, SessionDep
-from gpustack.server.routers.deps import IdFilter, Page, PerPage, Watch, watch_response
+from gpustack.server.routers.deps import ClusterFilter, IdFilter, Watch, watch_response
 from gpustack.server.services import instances as service
 from gpustack.server.services import logs
 
@@ -20,11 +21,12 @@ async def list_instances(
     request: Request,
     session: SessionDep,
     _p: PrincipalDep,
-    page: Page = 1,
-    per_page: PerPage = 100,
+    paging: Paging,
     model_id: IdFilter = None,
     worker_id: IdFilter = None,
     state: str | None = None,
+    search: str | None = None,
+    cluster_id: ClusterFilter = None,
     watch: Watch = False,
 ) -> object:
     if watch:
@@ -32,7 +34,13 @@ async def list_instances(
             request, ModelInstance, ModelInstancePublic, model_id=model_id, worker_id=worker_id, state=state
         )
     return await service.list_instances(
-        session=session, page=page, per_page=per_page, model_id=model_id, worker_id=worker_id, state=state
+        session=session,
+        page=paging.page,
+        per_page=paging.per_page,
+        model_id=model_id,
+        worker_id=worker_id,
+        state=state,
+        search=search,
     )
 
 

@@ -1,12 +1,15 @@
 """Model routes under /v2/models."""
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
 
+from fastapi import APIRouter, Query, Request, Response
+
+from gpustack.compat.paging import Paging
 from gpustack.schemas.common import PaginatedList
 from gpustack.schemas.models import Model, ModelCreate, ModelPatch, ModelPublic, ModelUpdate
 from gpustack.server.auth import AdminUser, PrincipalDep, SessionDep
 from gpustack.server.redaction import redact_model
-from gpustack.server.routers.deps import Page, PerPage, Watch, watch_response
+from gpustack.server.routers.deps import ClusterFilter, Watch, watch_response
 from gpustack.server.services import models as service
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -17,16 +20,26 @@ async def list_models(
     request: Request,
     session: SessionDep,
     principal: PrincipalDep,
-    page: Page = 1,
-    per_page: PerPage = 100,
+    paging: Paging,
     search: str | None = None,
     state: str | None = None,
+    backend: str | None = None,
+    categories: Annotated[list[str] | None, Query()] = None,
+    cluster_id: ClusterFilter = None,
     watch: Watch = False,
 ) -> object:
     if watch:
-        return watch_response(request, Model, ModelPublic, None if principal.is_admin else redact_model, state=state)
+        transform = None if principal.is_admin else redact_model
+        return watch_response(request, Model, ModelPublic, transform, state=service.state_filter(state))
     return await service.list_models(
-        session=session, page=page, per_page=per_page, search=search, state=state, reveal_secrets=principal.is_admin
+        session=session,
+        page=paging.page,
+        per_page=paging.per_page,
+        search=search,
+        state=state,
+        backend=backend,
+        categories=categories,
+        reveal_secrets=principal.is_admin,
     )
 
 

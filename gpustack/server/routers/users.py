@@ -2,10 +2,10 @@
 
 from fastapi import APIRouter, Request, Response
 
+from gpustack.compat.paging import Paging
 from gpustack.schemas.common import PaginatedList
-from gpustack.schemas.users import PasswordChange, User, UserCreate, UserPublic, UserUpdate
+from gpustack.schemas.users import PasswordChange, User, UserCreate, UserPublic, UserSelfUpdate, UserUpdate
 from gpustack.server.auth import AdminUser, CurrentUser, SessionDep
-from gpustack.server.routers.deps import Page, PerPage
 from gpustack.server.services import users as service
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -16,6 +16,11 @@ async def me(user: CurrentUser) -> User:
     return user
 
 
+@router.put("/me", response_model=UserPublic)
+async def update_me(data: UserSelfUpdate, session: SessionDep, user: CurrentUser) -> User:
+    return await service.update_me(session=session, user=user, data=data)
+
+
 @router.post("/me/password", response_model=UserPublic)
 async def change_password(data: PasswordChange, request: Request, session: SessionDep, user: CurrentUser) -> User:
     data_dir = request.app.state.config.data_dir
@@ -24,9 +29,9 @@ async def change_password(data: PasswordChange, request: Request, session: Sessi
 
 @router.get("", response_model=PaginatedList[UserPublic])
 async def list_users(
-    session: SessionDep, _a: AdminUser, page: Page = 1, per_page: PerPage = 100, search: str | None = None
+    session: SessionDep, _a: AdminUser, paging: Paging, search: str | None = None
 ) -> PaginatedList[UserPublic]:
-    return await service.list_users(session=session, page=page, per_page=per_page, search=search)
+    return await service.list_users(session=session, page=paging.page, per_page=paging.per_page, search=search)
 
 
 @router.post("", response_model=UserPublic, status_code=201)

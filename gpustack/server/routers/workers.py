@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
 
+from gpustack.compat.paging import Paging
 from gpustack.core.errors import UnauthorizedError
 from gpustack.schemas.common import PaginatedList
 from gpustack.schemas.workers import (
@@ -15,7 +16,7 @@ from gpustack.schemas.workers import (
     WorkerUpdate,
 )
 from gpustack.server.auth import AdminUser, CurrentWorker, PrincipalDep, SessionDep
-from gpustack.server.routers.deps import Page, PerPage, Watch, watch_response
+from gpustack.server.routers.deps import ClusterFilter, Watch, watch_response
 from gpustack.server.services import workers as service
 
 router = APIRouter(prefix="/workers", tags=["workers"])
@@ -51,15 +52,18 @@ async def list_workers(
     request: Request,
     session: SessionDep,
     _p: PrincipalDep,
-    page: Page = 1,
-    per_page: PerPage = 100,
+    paging: Paging,
     state: str | None = None,
     name: str | None = None,
+    search: str | None = None,
+    cluster_id: ClusterFilter = None,
     watch: Watch = False,
 ) -> object:
     if watch:
         return watch_response(request, Worker, WorkerPublic, state=state, name=name)
-    return await service.list_workers(session=session, page=page, per_page=per_page, state=state, name=name)
+    return await service.list_workers(
+        session=session, page=paging.page, per_page=paging.per_page, state=state, name=name, search=search
+    )
 
 
 @router.get("/{worker_id}", response_model=WorkerPublic)

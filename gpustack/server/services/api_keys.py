@@ -3,10 +3,10 @@
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
+from sqlmodel import select
 
 from gpustack.core.errors import ConflictError, ForbiddenError, NotFoundError, UnauthorizedError
-from gpustack.schemas.api_keys import ApiKey, ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, Scope, scopes_of
+from gpustack.schemas.api_keys import ApiKey, ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, ApiKeyUpdate, Scope, scopes_of
 from gpustack.schemas.common import MAX_ID, PaginatedList, utcnow
 from gpustack.schemas.users import User
 from gpustack.server.security import hash_secret, new_api_key, parse_api_key, verify_secret
@@ -34,15 +34,34 @@ async def create_api_key(*, session: AsyncSession, user: User, data: ApiKeyCreat
     return ApiKeyCreated(**ApiKeyPublic.model_validate(key, from_attributes=True).model_dump(), value=value)
 
 
-async def list_api_keys(*, session: AsyncSession, user: User, page: int, per_page: int) -> PaginatedList[ApiKeyPublic]:
-    stmt = select(ApiKey).where(ApiKey.user_id == user.id).order_by(col(ApiKey.id))
+async def list_api_keys(
+    *, session: AsyncSession, user: User, page: int, per_page: int, search: str | None = None
+) -> PaginatedList[ApiKeyPublic]:
+    stmt = select(ApiKey).where(ApiKey.user_id == user.id)
+    if search:
+        stmt = stmt.where(ApiKey.name.contains(search, autoescape=True))  # type: ignore[attr-defined]
     return await paginate(session, stmt, page=page, per_page=per_page, public=ApiKeyPublic)
 
 
-async def delete_api_key(*, session: AsyncSession, user: User, key_id: int) -> None:
+async def _own_key(session: AsyncSession, user: User, key_id: int) -> ApiKey:
+    """The caller's key (an admin's: anyone's); others' keys are reported missing, not forbidden."""
     key = await session.get(ApiKey, key_id) if 0 < key_id <= MAX_ID else None
     if key is None or (key.user_id != user.id and not user.is_admin):
         raise NotFoundError(f"API key {key_id} not found")
+    return key
+
+
+async def update_api_key(*, session: AsyncSession, user: User, key_id: int, data: ApiKeyUpdate) -> ApiKey:
+    key = await _own_key(session, user, key_id)
+    key.description = data.description
+    key.allowed_model_names = data.allowed_model_names or []
+    key.scopes = data.stored_scopes() or key.scopes
+    await session.commit()
+    return key
+
+
+async def delete_api_key(*, session: AsyncSession, user: User, key_id: int) -> None:
+    key = await _own_key(session, user, key_id)
     await session.delete(key)
     await session.commit()
 

@@ -7,8 +7,9 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
-from sqlmodel import select
+from sqlmodel import col, select
 
+from gpustack.compat.paging import ALL_PAGES
 from gpustack.core.errors import ConflictError, NotFoundError
 from gpustack.schemas.common import MAX_ID, PaginatedList, Pagination
 
@@ -26,15 +27,17 @@ async def get_or_404(session: AsyncSession, cls: type[T], obj_id: int, label: st
 async def paginate(
     session: AsyncSession, stmt: Select[Any], *, page: int, per_page: int, public: type[Any]
 ) -> PaginatedList[Any]:
+    """Newest first (GPUStack's order: ids grow with creation time); page -1 is every row on one page."""
     per_page = max(1, min(per_page, MAX_PER_PAGE))
-    page = max(1, page)
     total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
-    rows = (await session.execute(stmt.offset((page - 1) * per_page).limit(per_page))).scalars().all()
+    stmt = stmt.order_by(col(stmt.column_descriptions[0]["entity"].id).desc())
+    if page != ALL_PAGES:
+        page = max(1, page)
+        stmt = stmt.offset((page - 1) * per_page).limit(per_page)
+    rows = (await session.execute(stmt)).scalars().all()
     return PaginatedList(
         items=[public.model_validate(r, from_attributes=True) for r in rows],
-        pagination=Pagination(
-            page=page, per_page=per_page, total=total, total_page=max(1, math.ceil(total / per_page))
-        ),
+        pagination=Pagination(page=page, perPage=per_page, total=total, totalPage=math.ceil(total / per_page)),
     )
 
 

@@ -1,7 +1,7 @@
 """Model instance services: list, read, state reports from the owning worker, delete."""
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
+from sqlmodel import select
 
 from gpustack.core.errors import ForbiddenError, InvalidError
 from gpustack.schemas.common import PaginatedList
@@ -23,8 +23,11 @@ async def list_instances(
     model_id: int | None = None,
     worker_id: int | None = None,
     state: str | None = None,
+    search: str | None = None,
 ) -> PaginatedList[ModelInstancePublic]:
-    stmt = select(ModelInstance).order_by(col(ModelInstance.id))
+    stmt = select(ModelInstance)
+    if search:
+        stmt = stmt.where(ModelInstance.name.contains(search, autoescape=True))  # type: ignore[attr-defined]
     if model_id is not None:
         stmt = stmt.where(ModelInstance.model_id == model_id)
     if worker_id is not None:

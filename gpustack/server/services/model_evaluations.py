@@ -1,6 +1,7 @@
 """Model evaluation: runs the scheduler's own pipeline for model specs without creating anything."""
 
 import asyncio
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,7 +15,7 @@ from gpustack.schemas.model_evaluations import (
     Placement,
     ResourceClaim,
 )
-from gpustack.schemas.models import Model, ModelCreate
+from gpustack.schemas.models import Model, ModelCreate, gpu_selector_out
 from gpustack.server.controllers.scheduling import Cluster, Estimated, claim_of, estimate_model, load_cluster
 
 PLACEHOLDER_NAME = "evaluation"
@@ -60,11 +61,18 @@ def _evaluate(model: Model, estimated: Estimated, cluster: Cluster) -> ModelEval
     return ModelEvaluationResult(
         compatible=True,
         compatibility_messages=notes + ([result.note] if result.note else []),
-        default_spec=model.model_dump(mode="json", exclude={"id", "name", "state", "created_at", "updated_at"}),
+        default_spec=_spec_out(model),
         resource_claim=ResourceClaim(ram=result.ram, vram=sum(result.vram.values())),
         placement=placement,
         estimate=terms,
     )
+
+
+def _spec_out(model: Model) -> dict[str, Any]:
+    """The spec as GPUStack renders one (gpu_selector an object), without what only a stored model has."""
+    spec = model.model_dump(mode="json", exclude={"id", "name", "state", "ready_replicas", "created_at", "updated_at"})
+    spec["gpu_selector"] = gpu_selector_out(model.gpu_selector)
+    return spec
 
 
 def _estimate_terms(estimate: ResourceEstimate) -> dict[str, int] | None:

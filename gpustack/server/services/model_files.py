@@ -14,9 +14,11 @@ from gpustack.server.services.common import get_or_404, paginate
 
 
 async def list_model_files(
-    *, session: AsyncSession, page: int, per_page: int, worker_id: int | None = None
+    *, session: AsyncSession, page: int, per_page: int, worker_id: int | None = None, search: str | None = None
 ) -> PaginatedList[ModelFilePublic]:
-    stmt = select(ModelFile).order_by(col(ModelFile.id))
+    stmt = select(ModelFile)
+    if search:
+        stmt = stmt.where(ModelFile.source_key.contains(search, autoescape=True))  # type: ignore[attr-defined]
     if worker_id is not None:
         stmt = stmt.where(ModelFile.worker_id == worker_id)
     return await paginate(session, stmt, page=page, per_page=per_page, public=ModelFilePublic)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
+from sqlmodel import select
 
 from gpustack.core.errors import ConflictError, InvalidError, TooManyRequestsError, UnauthorizedError
 from gpustack.core.files import write_private_atomic
 from gpustack.schemas.common import MAX_ID, PaginatedList
-from gpustack.schemas.users import PasswordChange, User, UserCreate, UserPublic, UserUpdate
+from gpustack.schemas.users import PasswordChange, User, UserCreate, UserPublic, UserSelfUpdate, UserUpdate
 from gpustack.server.security import check_password, hash_password_async, sign_session, verify_session
 from gpustack.server.services.common import commit_or_conflict, get_or_404, paginate
 from gpustack.server.throttle import LoginThrottle
@@ -102,7 +102,7 @@ async def create_user(*, session: AsyncSession, data: UserCreate) -> User:
 async def list_users(
     *, session: AsyncSession, page: int, per_page: int, search: str | None = None
 ) -> PaginatedList[UserPublic]:
-    stmt = select(User).order_by(col(User.id))
+    stmt = select(User)
     if search:
         stmt = stmt.where(User.username.contains(search, autoescape=True))  # type: ignore[attr-defined]
     return await paginate(session, stmt, page=page, per_page=per_page, public=UserPublic)
@@ -118,6 +118,8 @@ async def _admin_count(session: AsyncSession) -> int:
 
 async def update_user(*, session: AsyncSession, user_id: int, data: UserUpdate) -> User:
     user = await get_or_404(session, User, user_id, "user")
+    if data.username is not None and data.username != user.username:
+        raise InvalidError(f"user {user_id} is '{user.username}'; user names cannot be changed")
     if data.is_admin is False and user.is_admin and await _admin_count(session) <= 1:
         raise InvalidError("cannot remove admin rights from the last admin")
     if data.full_name is not None:
@@ -127,6 +129,18 @@ async def update_user(*, session: AsyncSession, user_id: int, data: UserUpdate) 
     if data.password is not None:
         user.hashed_password = await hash_password_async(data.password)
         user.session_epoch += 1
+    await session.commit()
+    return user
+
+
+async def update_me(*, session: AsyncSession, user: User, data: UserSelfUpdate) -> User:
+    if data.password is not None:
+        raise InvalidError(
+            "a password is changed with POST /auth/update-password (or /v2/users/me/password), "
+            "which asks for the current one"
+        )
+    user.full_name = data.full_name
+    session.add(user)
     await session.commit()
     return user
 

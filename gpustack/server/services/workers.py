@@ -3,9 +3,9 @@
 import hmac
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
+from sqlmodel import select
 
-from gpustack.core.errors import ForbiddenError, UnauthorizedError
+from gpustack.core.errors import ForbiddenError, InvalidError, UnauthorizedError
 from gpustack.schemas.common import PaginatedList, utcnow
 from gpustack.schemas.instances import InstanceState, ModelInstance
 from gpustack.schemas.workers import (
@@ -48,6 +48,8 @@ async def register_worker(
     # labels an admin set survive re-registration; the worker's own labels are refreshed
     worker.labels = {**(worker.labels or {}), **data.labels}
     worker.ip = data.ip
+    worker.hostname = data.hostname or worker.hostname
+    worker.ifname = data.ifname or worker.ifname
     worker.port = data.port
     if data.status is not None:
         worker.status = data.status.model_dump(mode="json")
@@ -96,9 +98,17 @@ async def report_status(*, session: AsyncSession, worker: Worker, report: Worker
 
 
 async def list_workers(
-    *, session: AsyncSession, page: int, per_page: int, state: str | None = None, name: str | None = None
+    *,
+    session: AsyncSession,
+    page: int,
+    per_page: int,
+    state: str | None = None,
+    name: str | None = None,
+    search: str | None = None,
 ) -> PaginatedList[WorkerPublic]:
-    stmt = select(Worker).order_by(col(Worker.id))
+    stmt = select(Worker)
+    if search:
+        stmt = stmt.where(Worker.name.contains(search, autoescape=True))  # type: ignore[attr-defined]
     if state:
         stmt = stmt.where(Worker.state == state)
     if name:
@@ -112,6 +122,11 @@ async def get_worker(*, session: AsyncSession, worker_id: int) -> Worker:
 
 async def update_worker(*, session: AsyncSession, worker_id: int, data: WorkerUpdate) -> Worker:
     worker = await get_or_404(session, Worker, worker_id, "worker")
+    if data.name is not None and data.name != worker.name:
+        raise InvalidError(
+            f"worker {worker_id} is named '{worker.name}'; a worker's name is the one it registers with "
+            f"(--worker-name), so it cannot be renamed here"
+        )
     if data.labels is not None:
         worker.labels = data.labels
     await session.commit()

@@ -1,7 +1,7 @@
 """usage metering (records and rollups) and GPU utilisation history
 
 Revision ID: 0006_usage
-Revises: 0003_hardening_b
+Revises: 0004_compat
 Create Date: 2026-11-25 15:40:00
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_usage"
-down_revision = "0003_hardening_b"
+down_revision = "0004_compat"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,1 @@
+"""GPUStack's wire conventions in one place: pagination, error bodies, watch framing, lenient enums."""
