@@ -55,6 +55,7 @@ class ComputedResourceClaim(BaseModel):
     total_layers: int | None = None
     tensor_split: list[int] | None = None  # layers per GPU, in gpu_indexes order (multi-GPU layer split)
     context_size: int | None = None
+    vram_utilization: float | None = None  # GPU memory fraction the claim assumes (vLLM / SGLang)
     # bytes: weights_gpu, kv_cache_gpu, compute_gpu, runtime_overhead_gpu, weights_host, kv_cache_host,
     # compute_host (the *_gpu terms add up to the VRAM claimed, the *_host terms to the RAM)
     terms: dict[str, int] = {}

@@ -84,6 +84,9 @@ def launch_context(
         total_layers=claim.total_layers if claim else None,
         tensor_split=tuple(claim.tensor_split or ()) if claim else (),
         context_size=claim.context_size if claim else None,
+        vram_utilization=claim.vram_utilization if claim else None,
+        categories=tuple(model.categories),
+        worker_ip=instance.worker_ip or "",
         work_dir=work_dir,
     )
 
