@@ -8,6 +8,7 @@ from pydantic import BaseModel, field_validator, model_validator
 from pydantic import Field as PField
 from sqlmodel import Field, SQLModel
 
+from gpustack.engines import mindie
 from gpustack.schemas.common import NO_ID_REUSE, created_at_field, enum_field, json_field, updated_at_field
 
 
@@ -112,6 +113,8 @@ def _check_source(spec: "ModelCreate | ModelUpdate") -> None:
             raise ValueError(f"source '{spec.source.value}' requires '{attr}'")
     if spec.backend == BackendEnum.CUSTOM and not (spec.run_command or spec.image_name):
         raise ValueError("backend 'custom' requires 'run_command' or 'image_name'")
+    if spec.backend == BackendEnum.MINDIE:
+        mindie.validate(spec.backend_parameters)
     for item in spec.gpu_selector:
         worker, sep, index = item.rpartition(":")
         if not sep or not worker or not index.isdigit():

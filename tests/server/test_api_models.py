@@ -400,3 +400,14 @@ def test_instance_logs_are_for_admins_and_the_worker_running_it(server: RunningS
         with client_with(server, credential) as allowed:
             response = allowed.get(f"/v2/model-instances/{instance}/logs")
         assert response.status_code == 503 and "cannot reach the worker" in response.json()["detail"]
+
+
+def test_mindie_parameters_are_checked_at_create(api: httpx.Client) -> None:
+    bad = api.post("/v2/models", json=_body(backend="mindie", backend_parameters=["--max-link-num", "5000"]))
+    assert bad.status_code == 422, bad.text
+    assert "--max-link-num=5000 is out of range [1, 1000]" in _error_text(bad)
+    unknown = api.post("/v2/models", json=_body(backend="mindie", backend_parameters=["--tp-size 2"]))
+    assert unknown.status_code == 422 and "does not take the parameter --tp-size" in _error_text(unknown)
+    ok = api.post("/v2/models", json=_body(backend="mindie", backend_parameters=["--max-batch-size 64", "-tp 2"]))
+    assert ok.status_code == 201, ok.text
+    assert ok.json()["backend_parameters"] == ["--max-batch-size 64", "-tp 2"]

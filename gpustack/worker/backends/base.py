@@ -52,6 +52,7 @@ class LaunchSpec:
     # True passes argv as CMD after the image's ENTRYPOINT (an empty argv keeps the image's CMD).
     keep_entrypoint: bool = False
     files: tuple[tuple[str, str], ...] = ()  # (path, text) the runtime writes before it starts the engine
+    links: tuple[tuple[str, str], ...] = ()  # (link, target) symlinks the runtime makes before it starts
 
 
 BackendBuilder = Callable[[LaunchContext], LaunchSpec]

@@ -76,3 +76,21 @@ def get_runtime(name: str) -> Runtime:
         raise KeyError(f"runtime '{name}' is not available (expected 'process' or 'docker')")
     _RUNTIMES[name] = runtime
     return runtime
+
+
+def write_launch_files(spec: LaunchSpec) -> None:
+    """Write the spec's files (e.g. MindIE's config.json) and make its symlinks, replacing earlier ones;
+    RuntimeStartError says which path could not be written."""
+    try:
+        for path, text in spec.files:
+            target = Path(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        for link, source in spec.links:
+            linked = Path(link)
+            linked.parent.mkdir(parents=True, exist_ok=True)
+            if linked.is_symlink() or linked.exists():
+                linked.unlink()
+            linked.symlink_to(source)
+    except OSError as exc:
+        raise RuntimeStartError(f"cannot write the engine's files for {spec.name or 'the engine'}: {exc}") from exc

@@ -9,6 +9,8 @@ VISIBLE_DEVICES_VARS: dict[str, tuple[str, ...]] = {
 }
 """Each vendor's variables that limit the devices a process sees (an empty value hides all)."""
 
+VENDOR_ALIASES = {"huawei": "ascend"}  # GPUStack reports Ascend NPUs with the vendor "huawei"
+
 
 def process_device_env(spec: LaunchSpec) -> dict[str, str]:
     """For a local process: the placed GPUs of the spec's vendor by host index, every other device hidden.
@@ -17,8 +19,9 @@ def process_device_env(spec: LaunchSpec) -> dict[str, str]:
     context and compute buffers on a GPU the scheduler never gave it.
     """
     wanted = ",".join(str(i) for i in spec.gpu_indexes)
+    placed = VENDOR_ALIASES.get(spec.gpu_vendor, spec.gpu_vendor)
     return {
-        name: wanted if spec.gpu_indexes and vendor == spec.gpu_vendor else ""
+        name: wanted if spec.gpu_indexes and vendor == placed else ""
         for vendor, names in VISIBLE_DEVICES_VARS.items()
         for name in names
     }

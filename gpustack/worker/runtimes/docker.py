@@ -14,7 +14,7 @@ from docker.errors import DockerException, NotFound
 from docker.types import DeviceRequest, Mount
 
 from gpustack.worker.backends.base import LaunchSpec
-from gpustack.worker.runtimes.base import Runtime, RuntimeStartError
+from gpustack.worker.runtimes.base import Runtime, RuntimeStartError, write_launch_files
 from gpustack.worker.runtimes.devices import container_device_env
 
 logger = logging.getLogger(__name__)
@@ -115,6 +115,7 @@ class DockerRuntime(Runtime):
 
     def _run(self, spec: LaunchSpec, log_path: Path) -> str:
         options = container_options(spec)
+        write_launch_files(spec)
         client = self._api()
         if options["name"]:
             self._remove_leftover(options["name"])
