@@ -8,7 +8,7 @@ from pydantic import BaseModel, field_validator, model_validator
 from pydantic import Field as PField
 from sqlmodel import Field, SQLModel
 
-from gpustack.engines import mindie
+from gpustack.engines import known_models, mindie
 from gpustack.schemas.common import NO_ID_REUSE, created_at_field, enum_field, json_field, updated_at_field
 
 
@@ -130,7 +130,7 @@ class ModelCreate(BaseModel):
     model_scope_file_path: str | None = PField(default=None, max_length=255)
     local_path: str | None = PField(default=None, max_length=1024)
     replicas: int = PField(default=1, ge=0, le=MAX_REPLICAS)
-    backend: BackendEnum = BackendEnum.LLAMA_BOX
+    backend: BackendEnum | None = None  # None: pre-selected from the source (see _preselect)
     backend_version: str | None = PField(default=None, max_length=64)
     backend_parameters: list[str] = []
     env: dict[str, str] = {}
@@ -151,8 +151,23 @@ class ModelCreate(BaseModel):
 
     @model_validator(mode="after")
     def _validate(self) -> "ModelCreate":
+        self._preselect()
         _check_source(self)
         return self
+
+    def _preselect(self) -> None:
+        """No backend given: GGUF → llama-box, a known speech model → vox-box, a known image model →
+        sglang, else vllm; categories, when none were given, from the same known-model data."""
+        names = {
+            SourceEnum.LOCAL_PATH: (self.local_path,),
+            SourceEnum.HUGGING_FACE: (self.huggingface_filename, self.huggingface_repo_id),
+            SourceEnum.MODEL_SCOPE: (self.model_scope_file_path, self.model_scope_model_id),
+        }[self.source]
+        backend, categories = known_models.preselect(names)
+        if self.backend is None:
+            self.backend = BackendEnum(backend)
+        if not self.categories:
+            self.categories = categories
 
 
 class ModelUpdate(ModelCreate):

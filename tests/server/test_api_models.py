@@ -411,3 +411,27 @@ def test_mindie_parameters_are_checked_at_create(api: httpx.Client) -> None:
     ok = api.post("/v2/models", json=_body(backend="mindie", backend_parameters=["--max-batch-size 64", "-tp 2"]))
     assert ok.status_code == 201, ok.text
     assert ok.json()["backend_parameters"] == ["--max-batch-size 64", "-tp 2"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "backend", "categories"),
+    [
+        ({"local_path": "/models/tiny.gguf"}, "llama-box", []),
+        (
+            {"source": "huggingface", "huggingface_repo_id": "Systran/faster-whisper-small"},
+            "vox-box",
+            ["speech_to_text"],
+        ),
+        ({"source": "huggingface", "huggingface_repo_id": "Qwen/Qwen-Image"}, "sglang", ["image"]),
+        ({"source": "huggingface", "huggingface_repo_id": "Qwen/Qwen3-Embedding-0.6B"}, "vllm", ["embedding"]),
+        ({"local_path": "/models/Qwen3-8B"}, "vllm", []),
+        ({"local_path": "/models/Qwen3-8B", "backend": "sglang", "categories": ["llm"]}, "sglang", ["llm"]),
+    ],
+)
+def test_backend_is_preselected_when_not_given(
+    api: httpx.Client, fields: dict[str, Any], backend: str, categories: list[str]
+) -> None:
+    created = api.post("/v2/models", json=_body(**fields))
+    assert created.status_code == 201, created.text
+    got = api.get(f"/v2/models/{created.json()['id']}").json()
+    assert (got["backend"], got["categories"]) == (backend, categories)
