@@ -10,7 +10,7 @@ from typing import Any
 
 import docker
 import requests
-from docker.errors import DockerException, NotFound
+from docker.errors import DockerException, ImageNotFound, NotFound
 from docker.types import DeviceRequest, Mount
 
 from gpustack.worker.backends.base import LaunchSpec
@@ -56,6 +56,15 @@ def container_options(spec: LaunchSpec) -> dict[str, Any]:
     if spec.mounts:
         options["mounts"] = [Mount(target=p, source=p, type="bind", read_only=True) for p in spec.mounts]
     return options
+
+
+def pull_failure(image: str, exc: BaseException) -> str:
+    """What to do when an image can be neither found nor pulled (offline workers load it from a file)."""
+    return (
+        f"image {image} is not on this worker and pulling it failed ({exc}). On a worker without registry "
+        f"access, save it elsewhere with `docker save {image} -o image.tar`, copy the file over and run "
+        f"`docker load -i image.tar`; or set the model's image_name to an image this worker has (`docker images`)."
+    )
 
 
 def _stream_logs(container: Any, log_path: Path) -> None:
@@ -119,16 +128,41 @@ class DockerRuntime(Runtime):
         client = self._api()
         if options["name"]:
             self._remove_leftover(options["name"])
+        container = self._create(client, options)
         try:
-            container = client.containers.run(**options)
+            container.start()
         except _ERRORS as exc:
-            raise RuntimeStartError(f"cannot start container from {spec.image}: {exc}") from exc
+            # a container that could not start stays in state "created": remove it, leave nothing behind
+            self._remove_quietly(str(container.id), timeout=1)
+            raise RuntimeStartError(f"container from {spec.image} could not start: {exc}") from exc
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-            log.write(f"--- gpustack {stamp}: started container {container.short_id}\n".encode())
+            log.write(f"--- gpustack {stamp}: started container {container.short_id} from {spec.image}\n".encode())
         self._follow_logs(str(container.id), log_path)
         return str(container.id)
+
+    def _create(self, client: Any, options: dict[str, Any]) -> Any:
+        """Create the container, pulling its image first when this engine does not have it."""
+        create = {k: v for k, v in options.items() if k != "detach"}
+        try:
+            return client.containers.create(**create)
+        except ImageNotFound:
+            self._pull(options["image"])
+        except _ERRORS as exc:
+            raise RuntimeStartError(f"cannot create a container from {options['image']}: {exc}") from exc
+        try:
+            return client.containers.create(**create)
+        except _ERRORS as exc:
+            raise RuntimeStartError(f"cannot create a container from {options['image']}: {exc}") from exc
+
+    def _pull(self, image: str) -> None:
+        """Pull `image`; the error names the image and how to load it on a worker without a registry."""
+        logger.info("pulling image %s", image)
+        try:
+            self._api().images.pull(image)
+        except _ERRORS as exc:
+            raise RuntimeStartError(pull_failure(image, exc)) from exc
 
     def _follow_logs(self, container_id: str, log_path: Path) -> None:
         """Start the daemon thread that appends the container's output to log_path."""
