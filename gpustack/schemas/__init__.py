@@ -3,4 +3,12 @@
 
 def load_all() -> None:
     """Import every table module so SQLModel.metadata knows the whole schema."""
-    from gpustack.schemas import api_keys, instances, model_files, models, users, workers  # noqa: F401
+    from gpustack.schemas import (  # noqa: F401
+        api_keys,
+        inference_backends,
+        instances,
+        model_files,
+        models,
+        users,
+        workers,
+    )

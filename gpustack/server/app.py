@@ -21,7 +21,19 @@ from gpustack.server.errors import install_error_handlers
 from gpustack.server.events import EventBus
 from gpustack.server.limits import BodyLimitMiddleware
 from gpustack.server.migrate import run_migrations
-from gpustack.server.routers import api_keys, auth, health, instances, model_files, models, ui, users, workers
+from gpustack.server.routers import (
+    api_keys,
+    auth,
+    health,
+    inference_backends,
+    instances,
+    model_files,
+    models,
+    ui,
+    users,
+    workers,
+)
+from gpustack.server.services.inference_backends import seed_built_ins
 from gpustack.server.services.users import bootstrap_admin
 from gpustack.server.throttle import LoginThrottle
 
@@ -44,7 +56,7 @@ def _make_bus() -> EventBus:
 
 def _v2_router() -> APIRouter:
     v2 = APIRouter(prefix="/v2")
-    for module in (models, instances, workers, users, api_keys, model_files):
+    for module in (models, instances, workers, users, api_keys, model_files, inference_backends):
         v2.include_router(module.router)
     return v2
 
@@ -58,6 +70,7 @@ def create_app(config: Config, start_hooks: list[StartHook] | None = None) -> Fa
         await run_migrations(db.engine)
         async with db.session() as session:
             await bootstrap_admin(session=session, password=config.bootstrap_password, data_dir=config.data_dir)
+            await seed_built_ins(session=session)
         tasks = TaskGroup()
         for hook in start_hooks or []:
             hook(app, tasks)

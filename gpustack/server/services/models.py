@@ -9,6 +9,7 @@ from gpustack.schemas.instances import ModelInstance
 from gpustack.schemas.models import Model, ModelCreate, ModelPatch, ModelPublic, ModelUpdate
 from gpustack.server.redaction import redact_model
 from gpustack.server.services.common import commit_or_conflict, get_or_404, paginate
+from gpustack.server.services.inference_backends import check_backend_version
 
 
 async def _ensure_name_free(session: AsyncSession, name: str, exclude_id: int | None = None) -> None:
@@ -17,8 +18,14 @@ async def _ensure_name_free(session: AsyncSession, name: str, exclude_id: int | 
         raise ConflictError(f"a model named '{name}' already exists")
 
 
+async def _check_version(session: AsyncSession, data: ModelCreate) -> None:
+    backend = data.backend.value if data.backend else ""
+    await check_backend_version(session=session, backend=backend, version=data.backend_version)
+
+
 async def create_model(*, session: AsyncSession, data: ModelCreate) -> Model:
     await _ensure_name_free(session, data.name)
+    await _check_version(session, data)
     model = Model(**data.model_dump())
     session.add(model)
     await commit_or_conflict(session, f"a model named '{data.name}' already exists")
@@ -68,6 +75,7 @@ async def get_model(
 async def update_model(*, session: AsyncSession, model_id: int, data: ModelUpdate) -> Model:
     model = await get_or_404(session, Model, model_id, "model")
     await _ensure_name_free(session, data.name, exclude_id=model_id)
+    await _check_version(session, data)
     for key, value in data.model_dump().items():
         setattr(model, key, value)
     await commit_or_conflict(session, f"a model named '{data.name}' already exists")
