@@ -13,6 +13,7 @@ from gpustack.schemas.instances import InstanceState, ModelInstancePublic, Model
 from gpustack.schemas.models import ModelPublic
 from gpustack.worker.backends import LaunchContext, LaunchSpec, get_backend
 from gpustack.worker.backoff import Backoff, monotonic
+from gpustack.worker.catalog import apply_catalog, fetch_backend
 from gpustack.worker.client import ServerClient, ServerClientError, ServerResponseError
 from gpustack.worker.downloads import DownloadError, ModelResolver, ResolvedModel
 from gpustack.worker.failures import failure_excerpt
@@ -58,6 +59,8 @@ class EngineDeps:
     gpu_vendor: Callable[[], str]
     request_resync: Callable[[], None]
     records: EngineRecords
+    image_registry: str | None = None  # overrides the registry of built-in backend images
+    image_namespace: str | None = None  # overrides their namespace (e.g. a mirror's project)
 
 
 def launch_context(
@@ -158,7 +161,8 @@ class InstanceRunner:
         self.port = self._allocate_port()
         self.phase = InstanceState.STARTING
         await self._report(state=InstanceState.STARTING, state_message=None, port=self.port)
-        spec = self._spec(model, resolved, self.port)
+        catalog = await fetch_backend(self.deps.client, model.backend.value)
+        spec = self._spec(model, resolved, self.port, catalog)
         await self._start_engine(spec)
         await self._wait_healthy(spec)
         self.phase = InstanceState.RUNNING
@@ -221,7 +225,7 @@ class InstanceRunner:
         except NoFreePortError as exc:
             raise EngineFailure(str(exc)) from exc
 
-    def _spec(self, model: ModelPublic, resolved: ResolvedModel, port: int) -> LaunchSpec:
+    def _spec(self, model: ModelPublic, resolved: ResolvedModel, port: int, catalog: dict | None) -> LaunchSpec:
         ctx = launch_context(
             self.instance,
             model,
@@ -230,7 +234,15 @@ class InstanceRunner:
             gpu_vendor=self.deps.gpu_vendor(),
             work_dir=self.deps.data_dir / "instances" / self.log_path.stem,
         )
+        deps = self.deps
         try:
+            ctx = apply_catalog(
+                ctx,
+                catalog,
+                docker=deps.runtime_name == "docker",
+                registry=deps.image_registry,
+                namespace=deps.image_namespace,
+            )
             return get_backend(model.backend.value)(ctx)
         except (KeyError, ValueError, RuntimeError) as exc:
             reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc

@@ -74,10 +74,21 @@ def _chat(cluster: Cluster, key: str) -> str:
     return response.json()["choices"][0]["message"]["role"]
 
 
+def _use_ci_image(admin: httpx.Client) -> None:
+    """Point the built-in llama-box's cpu image at the locally built one (no registry here)."""
+    backend = admin.get("/v2/inference-backends/backend_name/llama-box").json()
+    fields = ("backend_name", "default_version", "default_backend_param", "health_check_path", "default_env")
+    body = {key: backend[key] for key in fields}
+    body["version_configs"] = {backend["default_version"]: {"images": {"cpu": IMAGE}}}
+    assert admin.put(f"/v2/inference-backends/{backend['id']}", json=body).status_code == 200
+
+
 def test_deploy_chat_restart_and_delete(cluster: Cluster, tmp_path: Path) -> None:
+    """The image comes from the catalog: the model names neither backend nor image."""
     model_path = write_tiny_gguf(tmp_path / "tiny.gguf")
     with cluster.admin() as admin:
-        body = {"name": "tiny-docker", "local_path": str(model_path), "image_name": IMAGE}
+        _use_ci_image(admin)
+        body = {"name": "tiny-docker", "local_path": str(model_path)}
         created = admin.post("/v2/models", json=body)
         assert created.status_code == 201, created.text
         model_id = created.json()["id"]
