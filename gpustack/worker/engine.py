@@ -183,7 +183,7 @@ class InstanceRunner:
             await asyncio.to_thread(self.deps.records.remove, self.instance_id)
             return False
         self._handle, self.port = record.handle, record.port
-        self.pid = int(record.handle) if record.handle.isdigit() else None
+        self.pid = await self._runtime.main_pid(record.handle)
         self.deps.ports.reserve(record.port)
         url = f"http://127.0.0.1:{record.port}{record.health_path}"
         for _ in range(3):
@@ -266,7 +266,7 @@ class InstanceRunner:
         except RuntimeStartError as exc:
             raise EngineFailure(str(exc)) from exc
         self._handle = handle
-        self.pid = int(handle) if handle.isdigit() else None
+        self.pid = await self._runtime.main_pid(handle)
         record = EngineRecord(
             instance_id=self.instance_id,
             instance_name=self.name,

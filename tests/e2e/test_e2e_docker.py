@@ -101,6 +101,7 @@ def test_deploy_chat_restart_and_delete(cluster: Cluster, tmp_path: Path) -> Non
         first = wait_for(running, 180, "the containerised instance running")
         (container,) = _containers(first["name"])
         assert container.status == "running" and container.image.tags[0] == IMAGE
+        assert first["pid"] == container.attrs["State"]["Pid"] > 0  # the container's process on this host
         mounts = container.attrs["Mounts"]
         assert [(m["Source"], m["RW"]) for m in mounts] == [(str(model_path), False)]
         key = admin.post("/v2/api-keys", json={"name": "docker-e2e"}).json()["value"]

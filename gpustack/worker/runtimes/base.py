@@ -52,6 +52,10 @@ class Runtime(abc.ABC):
         """Take over a running engine started by an earlier worker process; False when it is gone."""
         return False
 
+    async def main_pid(self, handle: str) -> int | None:
+        """The engine's process id on this host (shown on the instance); a process handle is its pid."""
+        return int(handle) if handle.isdigit() else None
+
 
 _RUNTIMES: dict[str, Runtime] = {}
 

@@ -226,6 +226,15 @@ class DockerRuntime(Runtime):
     async def list_handles(self) -> dict[str, str]:
         return await asyncio.to_thread(self._list)
 
+    async def main_pid(self, handle: str) -> int | None:
+        """The container's main process as the host sees it (docker inspect State.Pid); None when gone."""
+        try:
+            container = await asyncio.to_thread(self._api().containers.get, handle)
+        except _ERRORS:
+            return None
+        pid = (container.attrs.get("State") or {}).get("Pid") or 0
+        return int(pid) if pid > 0 else None
+
     async def adopt(self, handle: str, identity: str, name: str) -> bool:
         """Containers outlive the worker: a running one we labelled is taken over as it is."""
         try:
