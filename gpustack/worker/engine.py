@@ -255,6 +255,10 @@ class InstanceRunner:
             self._runtime = get_runtime(name)
         except KeyError as exc:
             raise EngineFailure(str(exc.args[0])) from exc
+        try:
+            await self._runtime.prepare(spec, self._preparing)
+        except RuntimeStartError as exc:
+            raise EngineFailure(str(exc)) from exc
         start = asyncio.ensure_future(self._runtime.start(spec, self.log_path))
         try:
             handle = await asyncio.shield(start)
@@ -277,6 +281,10 @@ class InstanceRunner:
             health_path=spec.health_path if spec.health_path.startswith("/") else "/" + spec.health_path,
         )
         await asyncio.to_thread(self.deps.records.save, record)
+
+    async def _preparing(self, message: str, percent: float | None) -> None:
+        """Shows an image pull on the instance: its message and percentage."""
+        await self._report(state=InstanceState.STARTING, state_message=message, download_progress=percent)
 
     async def _exit_code(self) -> int | None:
         if self._runtime is None or self._handle is None:

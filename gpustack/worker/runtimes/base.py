@@ -1,9 +1,14 @@
 """The Runtime interface that starts and stops LaunchSpecs, and the runtime registry."""
 
 import abc
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from gpustack.worker.backends.base import LaunchSpec
+
+PullProgress = Callable[[str, float | None], Coroutine[Any, Any, None]]
+"""Called with a message and a percentage (None when unknown) while a runtime prepares a launch."""
 
 
 class RuntimeStartError(RuntimeError):
@@ -51,6 +56,10 @@ class Runtime(abc.ABC):
     async def adopt(self, handle: str, identity: str, name: str) -> bool:
         """Take over a running engine started by an earlier worker process; False when it is gone."""
         return False
+
+    async def prepare(self, spec: LaunchSpec, progress: "PullProgress") -> None:
+        """Make what `start` needs available (the docker runtime pulls a missing image, reporting progress)."""
+        return None
 
     async def main_pid(self, handle: str) -> int | None:
         """The engine's process id on this host (shown on the instance); a process handle is its pid."""

@@ -5,6 +5,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from docker.errors import DockerException, ImageNotFound, NotFound
 from docker.types import DeviceRequest, Mount
 
 from gpustack.worker.backends.base import LaunchSpec
-from gpustack.worker.runtimes.base import Runtime, RuntimeStartError, write_launch_files
+from gpustack.worker.runtimes.base import PullProgress, Runtime, RuntimeStartError, write_launch_files
 from gpustack.worker.runtimes.devices import container_device_env
 
 logger = logging.getLogger(__name__)
@@ -155,6 +156,45 @@ class DockerRuntime(Runtime):
             return client.containers.create(**create)
         except _ERRORS as exc:
             raise RuntimeStartError(f"cannot create a container from {options['image']}: {exc}") from exc
+
+    async def prepare(self, spec: LaunchSpec, progress: PullProgress) -> None:
+        """Pull spec.image when this engine lacks it, reporting the bytes of its layers as a percentage."""
+        if not spec.image or await asyncio.to_thread(self._has_image, spec.image):
+            return
+        loop = asyncio.get_running_loop()
+        await progress(f"pulling image {spec.image}", 0.0)
+
+        def report(percent: float) -> None:
+            asyncio.run_coroutine_threadsafe(progress(f"pulling image {spec.image}", percent), loop)
+
+        await asyncio.to_thread(self._pull_streamed, spec.image, report)
+
+    def _has_image(self, image: str) -> bool:
+        try:
+            self._api().images.get(image)
+            return True
+        except ImageNotFound:
+            return False
+        except _ERRORS as exc:
+            raise RuntimeStartError(f"docker engine error while looking for image {image}: {exc}") from exc
+
+    def _pull_streamed(self, image: str, report: Callable[[float], None]) -> None:
+        repository, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "latest")
+        layers: dict[str, tuple[int, int]] = {}
+        last = -10.0
+        try:
+            for event in self._api().api.pull(repository, tag=tag, stream=True, decode=True):
+                if "error" in event:
+                    raise RuntimeStartError(pull_failure(image, RuntimeError(event["error"])))
+                detail = event.get("progressDetail") or {}
+                if event.get("id") and detail.get("total"):
+                    layers[event["id"]] = (int(detail.get("current", 0)), int(detail["total"]))
+                done, total = sum(c for c, _ in layers.values()), sum(t for _, t in layers.values())
+                if total and (percent := 100.0 * done / total) - last >= 5:
+                    last = percent
+                    report(round(percent, 1))
+        except _ERRORS as exc:
+            raise RuntimeStartError(pull_failure(image, exc)) from exc
 
     def _pull(self, image: str) -> None:
         """Pull `image`; the error names the image and how to load it on a worker without a registry."""

@@ -165,3 +165,20 @@ async def test_missing_image_says_how_to_load_it(tmp_path: Path) -> None:
     message = str(info.value)
     assert f"image {image} is not on this worker" in message
     assert f"docker save {image}" in message and "docker load -i image.tar" in message
+
+
+@live
+async def test_prepare_reports_a_pull_and_names_the_image_when_it_fails() -> None:
+    seen: list[tuple[str, float | None]] = []
+
+    async def progress(message: str, percent: float | None) -> None:
+        seen.append((message, percent))
+
+    runtime = DockerRuntime()
+    assert _IMAGE is not None
+    await runtime.prepare(LaunchSpec(argv=(), env={}, port=0, image=_IMAGE), progress)
+    assert seen == []  # present: nothing to pull
+    image = "gpustack-test/no-such-image:never"
+    with pytest.raises(RuntimeStartError, match="docker load -i image.tar"):
+        await runtime.prepare(LaunchSpec(argv=(), env={}, port=0, image=image), progress)
+    assert seen == [(f"pulling image {image}", 0.0)]
