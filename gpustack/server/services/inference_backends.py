@@ -1,5 +1,6 @@
 """Backend catalog services: built-ins seeded at start-up (overridable, not deletable), user backends CRUD."""
 
+import logging
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +17,8 @@ from gpustack.schemas.inference_backends import (
 )
 from gpustack.server.services.common import commit_or_conflict, get_or_404, paginate
 
+logger = logging.getLogger(__name__)
+
 
 def _fields(data: InferenceBackendCreate) -> dict[str, Any]:
     fields = data.model_dump()
@@ -24,12 +27,16 @@ def _fields(data: InferenceBackendCreate) -> dict[str, Any]:
 
 
 async def seed_built_ins(*, session: AsyncSession) -> None:
-    """Insert the built-in backends that are missing (an existing row, overridden or not, is kept)."""
+    """Insert the built-in backends that are missing (an existing row, overridden or not, is kept);
+    a server starting at the same time that inserted them first is not an error."""
     names = set((await session.execute(select(InferenceBackend.backend_name))).scalars().all())
     for name, spec in BUILT_INS.items():
         if name not in names:
             session.add(InferenceBackend(backend_name=name, is_built_in=True, **spec))
-    await commit_or_conflict(session, "the built-in backends were seeded concurrently")
+    try:
+        await commit_or_conflict(session, "the built-in backends were seeded concurrently")
+    except ConflictError:
+        logger.info("built-in backends were seeded by another server")
 
 
 async def list_backends(*, session: AsyncSession, page: int, per_page: int) -> PaginatedList[InferenceBackendPublic]:
