@@ -85,3 +85,25 @@ class InferenceBackendPublic(InferenceBackendSpec):
     is_built_in: bool
     created_at: datetime
     updated_at: datetime
+
+
+class VersionListItem(BaseModel):
+    version: str
+    is_deprecated: bool = False
+    env: dict[str, str] | None = None
+
+
+class InferenceBackendListItem(BaseModel):
+    """GPUStack's compact catalog entry (GET /v2/inference-backends/list), for deployment forms."""
+
+    backend_name: str
+    is_built_in: bool | None = None
+    default_version: str | None = None
+    default_backend_param: list[str] | None = None
+    versions: list[VersionListItem] | None = None
+    enabled: bool | None = None
+    default_env: dict[str, str] | None = None
+
+
+class InferenceBackendResponse(BaseModel):
+    items: list[InferenceBackendListItem]

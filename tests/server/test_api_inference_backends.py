@@ -100,3 +100,11 @@ def test_model_backend_version_must_be_known(api: httpx.Client) -> None:
     assert bad.status_code == 400 and "backend_version '0.0.1' is not a version of vllm" in bad.json()["detail"]
     ok = api.post("/v2/models", json={**body, "backend_version": "0.11.0"})
     assert ok.status_code == 201, ok.text
+
+
+def test_compact_list_for_deployment_forms(api: httpx.Client) -> None:
+    items = {i["backend_name"]: i for i in api.get("/v2/inference-backends/list").json()["items"]}
+    assert BUILT_INS <= set(items)
+    assert items["vllm"]["is_built_in"] is True
+    assert items["vllm"]["default_version"] in [v["version"] for v in items["vllm"]["versions"]]
+    assert items["custom"]["versions"] == []

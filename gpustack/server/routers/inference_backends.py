@@ -7,6 +7,7 @@ from gpustack.schemas.inference_backends import (
     InferenceBackend,
     InferenceBackendCreate,
     InferenceBackendPublic,
+    InferenceBackendResponse,
     InferenceBackendUpdate,
 )
 from gpustack.server.auth import AdminUser, PrincipalDep, SessionDep
@@ -21,6 +22,11 @@ async def list_backends(
     session: SessionDep, _p: PrincipalDep, page: Page = 1, per_page: PerPage = 100
 ) -> PaginatedList[InferenceBackendPublic]:
     return await service.list_backends(session=session, page=page, per_page=per_page)
+
+
+@router.get("/list", response_model=InferenceBackendResponse)
+async def list_backend_items(session: SessionDep, _p: PrincipalDep) -> InferenceBackendResponse:
+    return await service.list_backend_items(session=session)
 
 
 @router.post("", response_model=InferenceBackendPublic, status_code=201)

@@ -12,8 +12,11 @@ from gpustack.schemas.common import PaginatedList
 from gpustack.schemas.inference_backends import (
     InferenceBackend,
     InferenceBackendCreate,
+    InferenceBackendListItem,
     InferenceBackendPublic,
+    InferenceBackendResponse,
     InferenceBackendUpdate,
+    VersionListItem,
 )
 from gpustack.server.services.common import commit_or_conflict, get_or_404, paginate
 
@@ -42,6 +45,26 @@ async def seed_built_ins(*, session: AsyncSession) -> None:
 async def list_backends(*, session: AsyncSession, page: int, per_page: int) -> PaginatedList[InferenceBackendPublic]:
     stmt = select(InferenceBackend).order_by(col(InferenceBackend.id))
     return await paginate(session, stmt, page=page, per_page=per_page, public=InferenceBackendPublic)
+
+
+async def list_backend_items(*, session: AsyncSession) -> InferenceBackendResponse:
+    """Every enabled backend with its version names (GPUStack's /list shape)."""
+    stmt = select(InferenceBackend).where(col(InferenceBackend.enabled)).order_by(col(InferenceBackend.id))
+    rows = (await session.execute(stmt)).scalars().all()
+    return InferenceBackendResponse(
+        items=[
+            InferenceBackendListItem(
+                backend_name=row.backend_name,
+                is_built_in=row.is_built_in,
+                default_version=row.default_version,
+                default_backend_param=row.default_backend_param,
+                versions=[VersionListItem(version=v, env=(c or {}).get("env")) for v, c in row.version_configs.items()],
+                enabled=row.enabled,
+                default_env=row.default_env,
+            )
+            for row in rows
+        ]
+    )
 
 
 async def get_backend(*, session: AsyncSession, backend_id: int) -> InferenceBackend:
