@@ -42,7 +42,7 @@ def test_create_echoes_every_field_and_defaults(api: httpx.Client) -> None:
     body = _body(
         replicas=2,
         backend="llama-box",
-        backend_version="v0.0.140",
+        backend_version="0.0.170",  # a version of the built-in llama-box in the catalog
         backend_parameters=["--ctx-size=4096", "--jinja"],
         env={"LLAMA_ARG_THREADS": "4"},
         categories=["llm"],
