@@ -53,6 +53,18 @@ def _workers_ready(admin: httpx.Client) -> bool:
     return any(w["state"] == "ready" for w in admin.get("/v2/workers").json()["items"])
 
 
+def _chat_ok(cluster: Cluster, key: str) -> bool:
+    """One chat request answered (the worker's proxy is back); False while it is not."""
+    body = {"model": "tiny-docker", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+    try:
+        response = httpx.post(
+            f"{cluster.url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=30
+        )
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200
+
+
 def _instance(admin: httpx.Client, model_id: int) -> dict | None:
     items = admin.get("/v2/model-instances", params={"model_id": model_id}).json()["items"]
     return items[0] if items else None
@@ -114,6 +126,14 @@ def test_deploy_chat_restart_and_delete(cluster: Cluster, tmp_path: Path) -> Non
         (replacement,) = _containers(restarted["name"])
         assert replacement.id != container.id and replacement.status == "running"
         assert _chat(cluster, key) == "assistant"
+
+        # a worker killed outright leaves its container running; the restarted worker adopts it
+        next(p for p in cluster.procs if p.name == "docker-worker" and p.popen.poll() is None).kill()
+        cluster.respawn("docker-worker")
+        wait_for(lambda: _chat_ok(cluster, key), 90, "chat through the restarted worker")
+        (adopted,) = _containers(restarted["name"])
+        assert adopted.id == replacement.id
+        assert (running() or {}).get("restart_count") == restarted["restart_count"]
 
         assert admin.delete(f"/v2/models/{model_id}").status_code in (200, 204)
         wait_for(lambda: not _containers(first["name"]), 60, "no container left after the model was deleted")
