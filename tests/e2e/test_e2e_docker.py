@@ -45,8 +45,20 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield cluster
     finally:
         cluster.shutdown()
+        _remove_test_containers()  # only after a failure midway: the test itself deletes its model
         for proc in cluster.procs:
             print(f"---- {proc.name} log tail ----\n" + proc.log.read_text(errors="replace")[-3000:])
+
+
+def _remove_test_containers() -> None:
+    """Containers of this test's instances that a failed run may leave (a worker stopped mid-adoption)."""
+    client = docker.from_env(timeout=10)
+    try:
+        for container in client.containers.list(all=True, filters={"label": LABEL}):
+            if container.labels.get(LABEL, "").startswith("tiny-docker-"):
+                container.remove(force=True)
+    finally:
+        client.close()
 
 
 def _workers_ready(admin: httpx.Client) -> bool:
