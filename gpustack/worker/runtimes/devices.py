@@ -33,3 +33,26 @@ def container_device_env(spec: LaunchSpec) -> dict[str, str]:
     if spec.gpu_indexes:
         return {}
     return {"NVIDIA_VISIBLE_DEVICES": "void", **process_device_env(spec)}
+
+
+ASCEND_DEVICES = ("/dev/davinci_manager", "/dev/devmm_svm", "/dev/hisi_hdc")
+ASCEND_DRIVER_MOUNTS = ("/usr/local/Ascend/driver", "/usr/local/dcmi", "/usr/local/bin/npu-smi")
+
+
+def container_devices(spec: LaunchSpec) -> tuple[list[str], dict[str, str], tuple[str, ...]]:
+    """Device nodes, env and read-only host mounts that give a container the placed AMD or Ascend GPUs
+    (NVIDIA GPUs come through device requests instead).
+
+    AMD: /dev/kfd and /dev/dri with HIP/ROCR_VISIBLE_DEVICES set to the host indexes (the container sees
+    every render node). Ascend: only the placed /dev/davinciN nodes (the container numbers them from 0)
+    plus the management nodes and the host's driver files.
+    """
+    vendor = VENDOR_ALIASES.get(spec.gpu_vendor, spec.gpu_vendor)
+    if not spec.gpu_indexes or vendor not in ("amd", "ascend"):
+        return [], {}, ()
+    if vendor == "amd":
+        wanted = ",".join(str(i) for i in spec.gpu_indexes)
+        env = {"HIP_VISIBLE_DEVICES": wanted, "ROCR_VISIBLE_DEVICES": wanted}
+        return ["/dev/kfd:/dev/kfd:rwm", "/dev/dri:/dev/dri:rwm"], env, ()
+    nodes = [f"/dev/davinci{i}" for i in spec.gpu_indexes] + list(ASCEND_DEVICES)
+    return [f"{n}:{n}:rwm" for n in nodes], {}, ASCEND_DRIVER_MOUNTS

@@ -16,7 +16,7 @@ from docker.types import DeviceRequest, Mount
 
 from gpustack.worker.backends.base import LaunchSpec
 from gpustack.worker.runtimes.base import PullProgress, Runtime, RuntimeStartError, write_launch_files
-from gpustack.worker.runtimes.devices import container_device_env
+from gpustack.worker.runtimes.devices import container_device_env, container_devices
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +54,12 @@ def container_options(spec: LaunchSpec) -> dict[str, Any]:
         options["device_requests"] = [
             DeviceRequest(device_ids=[str(i) for i in spec.gpu_indexes], capabilities=[["gpu"]])
         ]
-    if spec.mounts:
-        options["mounts"] = [Mount(target=p, source=p, type="bind", read_only=True) for p in spec.mounts]
+    devices, device_env, driver_mounts = container_devices(spec)
+    if devices:
+        options["devices"] = devices
+        options["environment"].update(device_env)
+    if mounts := (*spec.mounts, *driver_mounts):
+        options["mounts"] = [Mount(target=p, source=p, type="bind", read_only=True) for p in mounts]
     return options
 
 

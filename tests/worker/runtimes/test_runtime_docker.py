@@ -53,6 +53,22 @@ def test_cpu_placement_hides_every_gpu_in_the_container() -> None:
     assert "device_requests" not in container_options(_spec())
 
 
+def test_amd_and_ascend_gpus_come_in_as_devices() -> None:
+    amd = container_options(_spec(gpu_vendor="amd", gpu_indexes=(1, 2)))
+    assert amd["devices"] == ["/dev/kfd:/dev/kfd:rwm", "/dev/dri:/dev/dri:rwm"]
+    assert amd["environment"]["HIP_VISIBLE_DEVICES"] == amd["environment"]["ROCR_VISIBLE_DEVICES"] == "1,2"
+    assert "device_requests" not in amd
+    npu = container_options(_spec(gpu_vendor="huawei", gpu_indexes=(4,), mounts=("/models/m",)))
+    assert npu["devices"] == [
+        "/dev/davinci4:/dev/davinci4:rwm", "/dev/davinci_manager:/dev/davinci_manager:rwm",
+        "/dev/devmm_svm:/dev/devmm_svm:rwm", "/dev/hisi_hdc:/dev/hisi_hdc:rwm",
+    ]  # fmt: skip
+    sources = [m["Source"] for m in npu["mounts"]]
+    assert sources == ["/models/m", "/usr/local/Ascend/driver", "/usr/local/dcmi", "/usr/local/bin/npu-smi"]
+    assert all(m["ReadOnly"] for m in npu["mounts"])
+    assert "devices" not in container_options(_spec(gpu_indexes=(0,)))  # NVIDIA: a device request
+
+
 def test_options_require_an_image() -> None:
     with pytest.raises(RuntimeStartError):
         container_options(_spec(image=None))
