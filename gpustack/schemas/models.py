@@ -111,8 +111,11 @@ def _check_source(spec: "ModelCreate | ModelUpdate") -> None:
     for attr in required[spec.source]:
         if not getattr(spec, attr):
             raise ValueError(f"source '{spec.source.value}' requires '{attr}'")
-    if spec.backend == BackendEnum.CUSTOM and not (spec.run_command or spec.image_name):
-        raise ValueError("backend 'custom' requires 'run_command' or 'image_name'")
+    if spec.backend == BackendEnum.CUSTOM and not (spec.run_command or spec.image_name or spec.backend_version):
+        raise ValueError(
+            "backend 'custom' requires 'run_command', 'image_name' or a 'backend_version' of the custom backend "
+            "in /v2/inference-backends that has them"
+        )
     if spec.backend == BackendEnum.MINDIE:
         mindie.validate(spec.backend_parameters)
     for item in spec.gpu_selector:

@@ -107,4 +107,21 @@ def test_compact_list_for_deployment_forms(api: httpx.Client) -> None:
     assert BUILT_INS <= set(items)
     assert items["vllm"]["is_built_in"] is True
     assert items["vllm"]["default_version"] in [v["version"] for v in items["vllm"]["versions"]]
-    assert items["custom"]["versions"] == []
+    assert [v["version"] for v in items["vllm"]["versions"]] == ["0.11.0"]
+
+
+def test_custom_backend_version_supplies_the_run_command(api: httpx.Client) -> None:
+    custom = _by_name(api, "custom")
+    model = {"name": unique("c"), "local_path": "/models/q", "backend": "custom", "backend_version": "echo"}
+    missing = api.post("/v2/models", json=model)
+    assert missing.status_code == 400 and "backend_version 'echo' is not a version of custom" in missing.text
+    fields = ("backend_name", "default_version", "health_check_path")
+    body = {key: custom[key] for key in fields}
+    body["version_configs"] = {"echo": {"run_command": "engine {{model_path}} --port {{port}}"}, "bare": {}}
+    assert api.put(f"/v2/inference-backends/{custom['id']}", json=body).status_code == 200
+    created = api.post("/v2/models", json=model)
+    assert created.status_code == 201, created.text
+    bare = api.post("/v2/models", json={**model, "name": unique("c"), "backend_version": "bare"})
+    assert bare.status_code == 400 and "has no run_command or image" in bare.text
+    nothing = api.post("/v2/models", json={**model, "name": unique("c"), "backend_version": None})
+    assert nothing.status_code == 422 and "requires 'run_command', 'image_name' or a 'backend_version'" in nothing.text

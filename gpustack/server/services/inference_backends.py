@@ -111,13 +111,21 @@ async def delete_backend(*, session: AsyncSession, backend_id: int) -> None:
     await session.commit()
 
 
-async def check_backend_version(*, session: AsyncSession, backend: str, version: str | None) -> None:
-    """A model's backend_version must be one of its backend's versions (when the catalog lists any)."""
+async def check_backend_version(
+    *, session: AsyncSession, backend: str, version: str | None, needs_command: bool = False
+) -> None:
+    """A model's backend_version must be one of its backend's versions (when the catalog lists any); a custom
+    model without its own run_command or image needs a version that has one."""
     if not version:
         return
     row = (
         await session.execute(select(InferenceBackend).where(InferenceBackend.backend_name == backend))
     ).scalar_one_or_none()
-    versions = sorted((row.version_configs or {}) if row else {})
-    if versions and version not in versions:
-        raise InvalidError(f"backend_version '{version}' is not a version of {backend}; known: {', '.join(versions)}")
+    configs: dict[str, Any] = (row.version_configs or {}) if row else {}
+    versions = sorted(configs)
+    if (versions or needs_command) and version not in versions:
+        known = ", ".join(versions) or "none; add one with PUT /v2/inference-backends/{id}"
+        raise InvalidError(f"backend_version '{version}' is not a version of {backend}; known: {known}")
+    config = configs.get(version) or {}
+    if needs_command and not (config.get("run_command") or config.get("image_name") or config.get("images")):
+        raise InvalidError(f"version '{version}' of {backend} has no run_command or image; the model needs one")

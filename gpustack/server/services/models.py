@@ -6,7 +6,7 @@ from sqlmodel import col, select
 from gpustack.core.errors import ConflictError
 from gpustack.schemas.common import PaginatedList
 from gpustack.schemas.instances import ModelInstance
-from gpustack.schemas.models import Model, ModelCreate, ModelPatch, ModelPublic, ModelUpdate
+from gpustack.schemas.models import BackendEnum, Model, ModelCreate, ModelPatch, ModelPublic, ModelUpdate
 from gpustack.server.redaction import redact_model
 from gpustack.server.services.common import commit_or_conflict, get_or_404, paginate
 from gpustack.server.services.inference_backends import check_backend_version
@@ -20,7 +20,10 @@ async def _ensure_name_free(session: AsyncSession, name: str, exclude_id: int | 
 
 async def _check_version(session: AsyncSession, data: ModelCreate) -> None:
     backend = data.backend.value if data.backend else ""
-    await check_backend_version(session=session, backend=backend, version=data.backend_version)
+    needs_command = data.backend == BackendEnum.CUSTOM and not (data.run_command or data.image_name)
+    await check_backend_version(
+        session=session, backend=backend, version=data.backend_version, needs_command=needs_command
+    )
 
 
 async def create_model(*, session: AsyncSession, data: ModelCreate) -> Model:
