@@ -84,3 +84,15 @@ def test_custom_backend_run_command_from_the_catalog() -> None:
     spec = get_backend("custom")(apply_catalog(CTX, backend, docker=False))
     assert spec.argv == ("engine", "/models/m.gguf", "--port", "40000")
     assert apply_catalog(CTX, None, docker=True) is CTX
+
+
+def test_custom_version_run_command_wins_over_the_default() -> None:
+    backend = {
+        **_built_in("custom"),
+        "default_run_command": "default {{port}}",
+        "version_configs": {"echo": {"run_command": "echo-engine {{model_name}} {{port}}"}},
+    }
+    ctx = CTX.__class__(**{**vars(CTX), "backend_version": "echo"})
+    assert get_backend("custom")(apply_catalog(ctx, backend, docker=False)).argv == ("echo-engine", "m", "40000")
+    own = CTX.__class__(**{**vars(ctx), "run_command": "mine {{port}}"})
+    assert get_backend("custom")(apply_catalog(own, backend, docker=False)).argv == ("mine", "40000")
