@@ -8,7 +8,8 @@ BUILT_IN_NAMES = ("vllm", "sglang", "mindie", "vox-box", "llama-box", "custom")
 
 
 def _runner(version: str, engine: str, kinds: tuple[str, ...]) -> dict[str, str]:
-    """gpustack/runner images, one tag per accelerator kind (the layout GPUStack publishes)."""
+    """gpustack/runner images, one tag per accelerator kind. These defaults were not checked against a registry
+    (none is reachable where this was written): admins correct them with PUT /v2/inference-backends/{id}."""
     tags = {"cuda": "cuda12.8", "rocm": "rocm6.4", "cann": "cann8.2", "cpu": "cpu"}
     return {kind: f"gpustack/runner:{tags[kind]}-{engine}{version}" for kind in kinds}
 
