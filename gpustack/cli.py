@@ -40,6 +40,8 @@ _START_FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--instance-port-range", {"help": "ports for inference engines, e.g. 40000-40999"}),
     ("--gpu-inventory", {"help": "YAML list of GPUs to simulate instead of detecting them"}),
     ("--runtime", {"choices": ["process", "docker"], "help": "how engines are launched"}),
+    ("--image-registry", {"help": "docker runtime: registry for built-in backend images, e.g. mirror.local:5000"}),
+    ("--image-namespace", {"help": "docker runtime: namespace for built-in backend images (default gpustack)"}),
     ("--gpu-runtime-overhead", {"help": "GPU memory per engine process beside its buffers, e.g. 640MiB"}),
     ("--gpu-headroom", {"help": "GPU memory the scheduler never claims on this worker, e.g. 256MiB"}),
     ("--log-level", {"choices": ["debug", "info", "warning", "error"]}),

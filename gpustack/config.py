@@ -65,6 +65,8 @@ class Config(BaseSettings):
     instance_port_range: str = "40000-40999"
     gpu_inventory: Path | None = None
     runtime: str = "process"
+    image_registry: str | None = None  # docker runtime: pull built-in backend images from this registry
+    image_namespace: str | None = None  # ... and under this namespace (e.g. a mirror's project)
     gpu_runtime_overhead: str = "640MiB"  # GPU memory per engine process beside its buffers (claims add it)
     gpu_headroom: str = "256MiB"  # GPU memory the scheduler never claims on this worker's GPUs
     # controllers

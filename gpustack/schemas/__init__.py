@@ -6,6 +6,7 @@ def load_all() -> None:
     from gpustack.schemas import (  # noqa: F401
         api_keys,
         gpu_history,
+        inference_backends,
         instances,
         model_files,
         models,

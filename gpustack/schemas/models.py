@@ -10,6 +10,7 @@ from pydantic import Field as PField
 from sqlmodel import Field, SQLModel
 
 from gpustack.compat.enums import drop_nulls, lenient
+from gpustack.engines import known_models, mindie
 from gpustack.schemas.clusters import DEFAULT_CLUSTER_ID, ClusterScoped
 from gpustack.schemas.common import NO_ID_REUSE, created_at_field, enum_field, json_field, updated_at_field
 
@@ -125,8 +126,13 @@ def _check_source(spec: "ModelCreate | ModelUpdate") -> None:
     for attr in required[spec.source]:
         if not getattr(spec, attr):
             raise ValueError(f"source '{spec.source.value}' requires '{attr}'")
-    if spec.backend == BackendEnum.CUSTOM and not (spec.run_command or spec.image_name):
-        raise ValueError("backend 'custom' requires 'run_command' or 'image_name'")
+    if spec.backend == BackendEnum.CUSTOM and not (spec.run_command or spec.image_name or spec.backend_version):
+        raise ValueError(
+            "backend 'custom' requires 'run_command', 'image_name' or a 'backend_version' of the custom backend "
+            "in /v2/inference-backends that has them"
+        )
+    if spec.backend == BackendEnum.MINDIE:
+        mindie.validate(spec.backend_parameters)
     for item in spec.gpu_selector:
         worker, sep, index = item.rpartition(":")
         if not sep or not worker or not index.isdigit():
@@ -195,7 +201,7 @@ class ModelCreate(ClusterScoped):
     model_scope_file_path: str | None = PField(default=None, max_length=255)
     local_path: str | None = PField(default=None, max_length=1024)
     replicas: int = PField(default=1, ge=0, le=MAX_REPLICAS)
-    backend: BackendEnum = BackendEnum.LLAMA_BOX
+    backend: BackendEnum | None = None  # None: pre-selected from the source (see _preselect)
     backend_version: str | None = PField(default=None, max_length=64)
     backend_parameters: list[str] = []
     env: dict[str, str] = {}
@@ -241,8 +247,23 @@ class ModelCreate(ClusterScoped):
 
     @model_validator(mode="after")
     def _validate(self) -> "ModelCreate":
+        self._preselect()
         _check_source(self)
         return self
+
+    def _preselect(self) -> None:
+        """No backend given: GGUF → llama-box, a known speech model → vox-box, a known image model →
+        sglang, else vllm; categories, when none were given, from the same known-model data."""
+        names = {
+            SourceEnum.LOCAL_PATH: (self.local_path,),
+            SourceEnum.HUGGING_FACE: (self.huggingface_filename, self.huggingface_repo_id),
+            SourceEnum.MODEL_SCOPE: (self.model_scope_file_path, self.model_scope_model_id),
+        }[self.source]
+        backend, categories = known_models.preselect(names)
+        if self.backend is None:
+            self.backend = BackendEnum(backend)
+        if not self.categories:
+            self.categories = categories
 
 
 class ModelUpdate(ModelCreate):

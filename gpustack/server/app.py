@@ -28,6 +28,7 @@ from gpustack.server.routers import (
     clusters,
     gpu_history,
     health,
+    inference_backends,
     instances,
     metrics,
     model_evaluations,
@@ -38,6 +39,7 @@ from gpustack.server.routers import (
     users,
     workers,
 )
+from gpustack.server.services.inference_backends import seed_built_ins
 from gpustack.server.services.users import bootstrap_admin
 from gpustack.server.throttle import LoginThrottle
 
@@ -62,6 +64,7 @@ def _v2_router() -> APIRouter:
     v2 = APIRouter(prefix="/v2")
     for module in (
         models, instances, workers, users, api_keys, model_files, clusters, model_evaluations, usage, gpu_history,
+        inference_backends,
     ):  # fmt: skip
         v2.include_router(module.router)
     return v2
@@ -83,6 +86,7 @@ def create_app(config: Config, start_hooks: list[StartHook] | None = None) -> Fa
         await run_migrations(db.engine)
         async with db.session() as session:
             await bootstrap_admin(session=session, password=config.bootstrap_password, data_dir=config.data_dir)
+            await seed_built_ins(session=session)
         tasks = TaskGroup()
         for hook in start_hooks or []:
             hook(app, tasks)

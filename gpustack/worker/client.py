@@ -209,6 +209,10 @@ class ServerClient:
     async def get_model(self, model_id: int) -> ModelPublic:
         return ModelPublic.model_validate((await self._authed("GET", f"/v2/models/{model_id}")).json())
 
+    async def get_inference_backend(self, name: str) -> dict[str, Any]:
+        """The catalog entry of a backend (GET /v2/inference-backends/backend_name/NAME)."""
+        return dict((await self._authed("GET", f"/v2/inference-backends/backend_name/{name}")).json())
+
     async def update_instance(self, instance_id: int, update: ModelInstanceUpdate) -> ModelInstancePublic:
         body = update.model_dump(mode="json", exclude_unset=True)
         response = await self._authed("PATCH", f"/v2/model-instances/{instance_id}", json=body)

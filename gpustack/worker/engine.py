@@ -13,6 +13,7 @@ from gpustack.schemas.instances import InstanceState, ModelInstancePublic, Model
 from gpustack.schemas.models import ModelPublic
 from gpustack.worker.backends import LaunchContext, LaunchSpec, get_backend
 from gpustack.worker.backoff import Backoff, monotonic
+from gpustack.worker.catalog import apply_catalog, fetch_backend
 from gpustack.worker.client import ServerClient, ServerClientError, ServerResponseError
 from gpustack.worker.downloads import DownloadError, ModelResolver, ResolvedModel
 from gpustack.worker.failures import failure_excerpt
@@ -58,6 +59,8 @@ class EngineDeps:
     gpu_vendor: Callable[[], str]
     request_resync: Callable[[], None]
     records: EngineRecords
+    image_registry: str | None = None  # overrides the registry of built-in backend images
+    image_namespace: str | None = None  # overrides their namespace (e.g. a mirror's project)
 
 
 def launch_context(
@@ -84,6 +87,9 @@ def launch_context(
         total_layers=claim.total_layers if claim else None,
         tensor_split=tuple(claim.tensor_split or ()) if claim else (),
         context_size=claim.context_size if claim else None,
+        vram_utilization=claim.vram_utilization if claim else None,
+        categories=tuple(model.categories),
+        worker_ip=instance.worker_ip or "",
         work_dir=work_dir,
     )
 
@@ -155,7 +161,8 @@ class InstanceRunner:
         self.port = self._allocate_port()
         self.phase = InstanceState.STARTING
         await self._report(state=InstanceState.STARTING, state_message=None, port=self.port)
-        spec = self._spec(model, resolved, self.port)
+        catalog = await fetch_backend(self.deps.client, model.backend.value)
+        spec = self._spec(model, resolved, self.port, catalog)
         await self._start_engine(spec)
         await self._wait_healthy(spec)
         self.phase = InstanceState.RUNNING
@@ -176,7 +183,7 @@ class InstanceRunner:
             await asyncio.to_thread(self.deps.records.remove, self.instance_id)
             return False
         self._handle, self.port = record.handle, record.port
-        self.pid = int(record.handle) if record.handle.isdigit() else None
+        self.pid = await self._runtime.main_pid(record.handle)
         self.deps.ports.reserve(record.port)
         url = f"http://127.0.0.1:{record.port}{record.health_path}"
         for _ in range(3):
@@ -218,7 +225,7 @@ class InstanceRunner:
         except NoFreePortError as exc:
             raise EngineFailure(str(exc)) from exc
 
-    def _spec(self, model: ModelPublic, resolved: ResolvedModel, port: int) -> LaunchSpec:
+    def _spec(self, model: ModelPublic, resolved: ResolvedModel, port: int, catalog: dict | None) -> LaunchSpec:
         ctx = launch_context(
             self.instance,
             model,
@@ -227,7 +234,15 @@ class InstanceRunner:
             gpu_vendor=self.deps.gpu_vendor(),
             work_dir=self.deps.data_dir / "instances" / self.log_path.stem,
         )
+        deps = self.deps
         try:
+            ctx = apply_catalog(
+                ctx,
+                catalog,
+                docker=deps.runtime_name == "docker",
+                registry=deps.image_registry,
+                namespace=deps.image_namespace,
+            )
             return get_backend(model.backend.value)(ctx)
         except (KeyError, ValueError, RuntimeError) as exc:
             reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
@@ -240,6 +255,10 @@ class InstanceRunner:
             self._runtime = get_runtime(name)
         except KeyError as exc:
             raise EngineFailure(str(exc.args[0])) from exc
+        try:
+            await self._runtime.prepare(spec, self._preparing)
+        except RuntimeStartError as exc:
+            raise EngineFailure(str(exc)) from exc
         start = asyncio.ensure_future(self._runtime.start(spec, self.log_path))
         try:
             handle = await asyncio.shield(start)
@@ -251,7 +270,7 @@ class InstanceRunner:
         except RuntimeStartError as exc:
             raise EngineFailure(str(exc)) from exc
         self._handle = handle
-        self.pid = int(handle) if handle.isdigit() else None
+        self.pid = await self._runtime.main_pid(handle)
         record = EngineRecord(
             instance_id=self.instance_id,
             instance_name=self.name,
@@ -262,6 +281,10 @@ class InstanceRunner:
             health_path=spec.health_path if spec.health_path.startswith("/") else "/" + spec.health_path,
         )
         await asyncio.to_thread(self.deps.records.save, record)
+
+    async def _preparing(self, message: str, percent: float | None) -> None:
+        """Shows an image pull on the instance: its message and percentage."""
+        await self._report(state=InstanceState.STARTING, state_message=message, download_progress=percent)
 
     async def _exit_code(self) -> int | None:
         if self._runtime is None or self._handle is None:

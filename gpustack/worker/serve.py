@@ -89,6 +89,8 @@ class ServeLoop:
             gpu_vendor=lambda: self.gpu_vendor,
             request_resync=self.request_resync,
             records=EngineRecords(data_dir),
+            image_registry=config.image_registry,
+            image_namespace=config.image_namespace,
         )
         self._synced = False  # a first listing arrived: records of earlier engines can be judged
         self._orphans: dict[int, EngineRecord] | None = None

@@ -101,11 +101,11 @@ class Cluster:
             wait_ready(self.url, alive=lambda: proc.popen.poll() is None)
         return proc
 
-    def start_worker(self, name: str, port_base: int) -> Proc:
+    def start_worker(self, name: str, port_base: int, extra: tuple[str, ...] = ()) -> Proc:
         return self._spawn(name, [
             "--server-url", self.url, "--token", self.token, "--worker-name", name,
             "--data-dir", str(self.root / name), "--host", "127.0.0.1", "--worker-ip", "127.0.0.1",
-            "--worker-port", str(free_port()), "--instance-port-range", f"{port_base}-{port_base + 49}",
+            "--worker-port", str(free_port()), "--instance-port-range", f"{port_base}-{port_base + 49}", *extra,
         ])  # fmt: skip
 
     def admin(self) -> httpx.Client:

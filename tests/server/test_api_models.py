@@ -45,7 +45,7 @@ def test_create_echoes_every_field_and_defaults(api: httpx.Client) -> None:
     body = _body(
         replicas=2,
         backend="llama-box",
-        backend_version="v0.0.140",
+        backend_version="0.0.170",  # a version of the built-in llama-box in the catalog
         backend_parameters=["--ctx-size=4096", "--jinja"],
         env={"LLAMA_ARG_THREADS": "4"},
         categories=["llm"],
@@ -418,3 +418,38 @@ def test_instance_logs_are_for_admins_and_the_worker_running_it(server: RunningS
         with client_with(server, credential) as allowed:
             response = allowed.get(f"/v2/model-instances/{instance}/logs")
         assert response.status_code == 503 and "cannot reach the worker" in response.json()["message"]
+
+
+def test_mindie_parameters_are_checked_at_create(api: httpx.Client) -> None:
+    bad = api.post("/v2/models", json=_body(backend="mindie", backend_parameters=["--max-link-num", "5000"]))
+    assert bad.status_code == 422, bad.text
+    assert "--max-link-num=5000 is out of range [1, 1000]" in _error_text(bad)
+    unknown = api.post("/v2/models", json=_body(backend="mindie", backend_parameters=["--tp-size 2"]))
+    assert unknown.status_code == 422 and "does not take the parameter --tp-size" in _error_text(unknown)
+    ok = api.post("/v2/models", json=_body(backend="mindie", backend_parameters=["--max-batch-size 64", "-tp 2"]))
+    assert ok.status_code == 201, ok.text
+    assert ok.json()["backend_parameters"] == ["--max-batch-size 64", "-tp 2"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "backend", "categories"),
+    [
+        ({"local_path": "/models/tiny.gguf"}, "llama-box", []),
+        (
+            {"source": "huggingface", "huggingface_repo_id": "Systran/faster-whisper-small"},
+            "vox-box",
+            ["speech_to_text"],
+        ),
+        ({"source": "huggingface", "huggingface_repo_id": "Qwen/Qwen-Image"}, "sglang", ["image"]),
+        ({"source": "huggingface", "huggingface_repo_id": "Qwen/Qwen3-Embedding-0.6B"}, "vllm", ["embedding"]),
+        ({"local_path": "/models/Qwen3-8B"}, "vllm", []),
+        ({"local_path": "/models/Qwen3-8B", "backend": "sglang", "categories": ["llm"]}, "sglang", ["llm"]),
+    ],
+)
+def test_backend_is_preselected_when_not_given(
+    api: httpx.Client, fields: dict[str, Any], backend: str, categories: list[str]
+) -> None:
+    created = api.post("/v2/models", json=_body(**fields))
+    assert created.status_code == 201, created.text
+    got = api.get(f"/v2/models/{created.json()['id']}").json()
+    assert (got["backend"], got["categories"]) == (backend, categories)

@@ -17,7 +17,7 @@ from gpustack.server.migrate import alembic_config, run_migrations
 from tests.utils.databases import BACKENDS, temporary_database
 
 load_all()
-TABLES = {"users", "api_keys", "workers", "models", "model_instances", "model_files"}
+TABLES = {"users", "api_keys", "workers", "models", "model_instances", "model_files", "inference_backends"}
 
 
 def _differences(sync_conn: Any) -> list[Any]:

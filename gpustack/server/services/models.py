@@ -23,6 +23,7 @@ from gpustack.schemas.models import (
 )
 from gpustack.server.redaction import redact_model
 from gpustack.server.services.common import commit_or_conflict, get_or_404, paginate
+from gpustack.server.services.inference_backends import check_backend_version
 from gpustack.server.services.watch import RowFilter
 
 
@@ -32,8 +33,17 @@ async def _ensure_name_free(session: AsyncSession, name: str, exclude_id: int | 
         raise ConflictError(f"a model named '{name}' already exists")
 
 
+async def _check_version(session: AsyncSession, data: ModelCreate) -> None:
+    backend = data.backend.value if data.backend else ""
+    needs_command = data.backend == BackendEnum.CUSTOM and not (data.run_command or data.image_name)
+    await check_backend_version(
+        session=session, backend=backend, version=data.backend_version, needs_command=needs_command
+    )
+
+
 async def create_model(*, session: AsyncSession, data: ModelCreate) -> Model:
     await _ensure_name_free(session, data.name)
+    await _check_version(session, data)
     model = Model(**data.model_dump(exclude={"cluster_id"}))
     session.add(model)
     await commit_or_conflict(session, f"a model named '{data.name}' already exists")
@@ -131,6 +141,7 @@ async def get_model(
 async def update_model(*, session: AsyncSession, model_id: int, data: ModelUpdate) -> Model:
     model = await get_or_404(session, Model, model_id, "model")
     await _ensure_name_free(session, data.name, exclude_id=model_id)
+    await _check_version(session, data)
     for key, value in data.model_dump(exclude={"cluster_id"}).items():
         setattr(model, key, value)
     await commit_or_conflict(session, f"a model named '{data.name}' already exists")

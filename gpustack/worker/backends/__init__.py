@@ -1,6 +1,6 @@
 """Inference engine backends that build launch specs."""
 
-from gpustack.worker.backends import custom, llama_box, sglang, vllm, vox_box
+from gpustack.worker.backends import custom, llama_box, mindie, sglang, vllm, vox_box
 from gpustack.worker.backends.base import (
     BackendBuilder,
     LaunchContext,
@@ -18,6 +18,7 @@ __all__ = [
     "custom",
     "get_backend",
     "llama_box",
+    "mindie",
     "register",
     "sglang",
     "vllm",

@@ -26,6 +26,11 @@ class LaunchContext:
     total_layers: int | None = None  # the model's llama.cpp layer count, when the scheduler knows it
     tensor_split: tuple[int, ...] = ()  # layers per GPU (gpu_indexes order) for multi-GPU layer splits
     context_size: int | None = None  # the context the claim was computed for
+    vram_utilization: float | None = None  # the GPU memory fraction the claim was computed for (vLLM/SGLang)
+    categories: tuple[str, ...] = ()  # the model's categories (llm, embedding, reranker, image, tts, stt)
+    worker_ip: str = ""  # the worker's address as the server knows it ({{worker_ip}} in run_command)
+    health_path: str | None = None  # the catalog's health path for this backend, when it has one
+    rpc_servers: tuple[str, ...] = ()  # llama-box RPC servers (host:port) of a distributed placement
     work_dir: Path = Path(".")
 
 
@@ -46,6 +51,8 @@ class LaunchSpec:
     # docker runtime: by default argv replaces the image's ENTRYPOINT+CMD (argv is exactly what runs);
     # True passes argv as CMD after the image's ENTRYPOINT (an empty argv keeps the image's CMD).
     keep_entrypoint: bool = False
+    files: tuple[tuple[str, str], ...] = ()  # (path, text) the runtime writes before it starts the engine
+    links: tuple[tuple[str, str], ...] = ()  # (link, target) symlinks the runtime makes before it starts
 
 
 BackendBuilder = Callable[[LaunchContext], LaunchSpec]

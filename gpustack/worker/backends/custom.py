@@ -10,12 +10,17 @@ _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 
 def placeholders(ctx: LaunchContext) -> dict[str, str]:
-    """Values for {{model_path}}, {{port}}, {{model_name}} and {{host}}."""
+    """Values for {{model_path}}, {{port}}, {{model_name}}, {{host}}, {{worker_ip}} and the GPU
+    placeholders {{gpu_indexes}} ("0,1"), {{gpu_count}} and {{gpu_vendor}}."""
     return {
         "model_path": ctx.model_path,
         "port": str(ctx.port),
         "model_name": ctx.model_name,
         "host": ctx.host,
+        "worker_ip": ctx.worker_ip or ctx.host,
+        "gpu_indexes": ",".join(str(i) for i in ctx.gpu_indexes),
+        "gpu_count": str(len(ctx.gpu_indexes)),
+        "gpu_vendor": ctx.gpu_vendor,
     }
 
 
@@ -48,7 +53,7 @@ def build(ctx: LaunchContext) -> LaunchSpec:
     run_command = (ctx.run_command or "").strip()
     if not run_command and not ctx.image_name:
         raise ValueError("backend custom needs a run_command or an image_name")
-    spec = base_spec(ctx, custom_argv(ctx))
+    spec = base_spec(ctx, custom_argv(ctx), health_path=ctx.health_path or "/v1/models")
     if not run_command:
         return LaunchSpec(**{**vars(spec), "keep_entrypoint": True})
     return spec

@@ -27,6 +27,7 @@ LLAMA_BOX_ALIASES = (
     ("--gpu-layers", "-ngl", "--n-gpu-layers"),
     ("--tensor-split", "-ts"),
     ("--ctx-size", "-c"),
+    ("--rpc",),
 )
 # llama-box / llama.cpp spellings → llama_cpp.server's (which only knows `--snake_case VALUE`).
 LLAMA_CPP_NAMES = {
@@ -94,6 +95,8 @@ def llama_box_argv(binary: str, ctx: LaunchContext) -> list[str]:
     ]  # fmt: skip
     if split := _split(ctx):
         defaults += ["--tensor-split", ",".join(split)]
+    if ctx.rpc_servers:
+        defaults += ["--rpc", ",".join(ctx.rpc_servers)]
     return [binary, *merge_args(defaults, ctx.backend_parameters, LLAMA_BOX_ALIASES, PROTECTED)]
 
 

@@ -1,9 +1,14 @@
 """The Runtime interface that starts and stops LaunchSpecs, and the runtime registry."""
 
 import abc
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from gpustack.worker.backends.base import LaunchSpec
+
+PullProgress = Callable[[str, float | None], Coroutine[Any, Any, None]]
+"""Called with a message and a percentage (None when unknown) while a runtime prepares a launch."""
 
 
 class RuntimeStartError(RuntimeError):
@@ -52,6 +57,14 @@ class Runtime(abc.ABC):
         """Take over a running engine started by an earlier worker process; False when it is gone."""
         return False
 
+    async def prepare(self, spec: LaunchSpec, progress: "PullProgress") -> None:
+        """Make what `start` needs available (the docker runtime pulls a missing image, reporting progress)."""
+        return None
+
+    async def main_pid(self, handle: str) -> int | None:
+        """The engine's process id on this host (shown on the instance); a process handle is its pid."""
+        return int(handle) if handle.isdigit() else None
+
 
 _RUNTIMES: dict[str, Runtime] = {}
 
@@ -76,3 +89,21 @@ def get_runtime(name: str) -> Runtime:
         raise KeyError(f"runtime '{name}' is not available (expected 'process' or 'docker')")
     _RUNTIMES[name] = runtime
     return runtime
+
+
+def write_launch_files(spec: LaunchSpec) -> None:
+    """Write the spec's files (e.g. MindIE's config.json) and make its symlinks, replacing earlier ones;
+    RuntimeStartError says which path could not be written."""
+    try:
+        for path, text in spec.files:
+            target = Path(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        for link, source in spec.links:
+            linked = Path(link)
+            linked.parent.mkdir(parents=True, exist_ok=True)
+            if linked.is_symlink() or linked.exists():
+                linked.unlink()
+            linked.symlink_to(source)
+    except OSError as exc:
+        raise RuntimeStartError(f"cannot write the engine's files for {spec.name or 'the engine'}: {exc}") from exc

@@ -5,17 +5,18 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import docker
 import requests
-from docker.errors import DockerException, NotFound
+from docker.errors import DockerException, ImageNotFound, NotFound
 from docker.types import DeviceRequest, Mount
 
 from gpustack.worker.backends.base import LaunchSpec
-from gpustack.worker.runtimes.base import Runtime, RuntimeStartError
-from gpustack.worker.runtimes.devices import container_device_env
+from gpustack.worker.runtimes.base import PullProgress, Runtime, RuntimeStartError, write_launch_files
+from gpustack.worker.runtimes.devices import container_device_env, container_devices
 
 logger = logging.getLogger(__name__)
 
@@ -53,9 +54,22 @@ def container_options(spec: LaunchSpec) -> dict[str, Any]:
         options["device_requests"] = [
             DeviceRequest(device_ids=[str(i) for i in spec.gpu_indexes], capabilities=[["gpu"]])
         ]
-    if spec.mounts:
-        options["mounts"] = [Mount(target=p, source=p, type="bind", read_only=True) for p in spec.mounts]
+    devices, device_env, driver_mounts = container_devices(spec)
+    if devices:
+        options["devices"] = devices
+        options["environment"].update(device_env)
+    if mounts := (*spec.mounts, *driver_mounts):
+        options["mounts"] = [Mount(target=p, source=p, type="bind", read_only=True) for p in mounts]
     return options
+
+
+def pull_failure(image: str, exc: BaseException) -> str:
+    """What to do when an image can be neither found nor pulled (offline workers load it from a file)."""
+    return (
+        f"image {image} is not on this worker and pulling it failed ({exc}). On a worker without registry "
+        f"access, save it elsewhere with `docker save {image} -o image.tar`, copy the file over and run "
+        f"`docker load -i image.tar`; or set the model's image_name to an image this worker has (`docker images`)."
+    )
 
 
 def _stream_logs(container: Any, log_path: Path) -> None:
@@ -115,19 +129,84 @@ class DockerRuntime(Runtime):
 
     def _run(self, spec: LaunchSpec, log_path: Path) -> str:
         options = container_options(spec)
+        write_launch_files(spec)
         client = self._api()
         if options["name"]:
             self._remove_leftover(options["name"])
+        container = self._create(client, options)
         try:
-            container = client.containers.run(**options)
+            container.start()
         except _ERRORS as exc:
-            raise RuntimeStartError(f"cannot start container from {spec.image}: {exc}") from exc
+            # a container that could not start stays in state "created": remove it, leave nothing behind
+            self._remove_quietly(str(container.id), timeout=1)
+            raise RuntimeStartError(f"container from {spec.image} could not start: {exc}") from exc
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-            log.write(f"--- gpustack {stamp}: started container {container.short_id}\n".encode())
+            log.write(f"--- gpustack {stamp}: started container {container.short_id} from {spec.image}\n".encode())
         self._follow_logs(str(container.id), log_path)
         return str(container.id)
+
+    def _create(self, client: Any, options: dict[str, Any]) -> Any:
+        """Create the container, pulling its image first when this engine does not have it."""
+        create = {k: v for k, v in options.items() if k != "detach"}
+        try:
+            return client.containers.create(**create)
+        except ImageNotFound:
+            self._pull(options["image"])
+        except _ERRORS as exc:
+            raise RuntimeStartError(f"cannot create a container from {options['image']}: {exc}") from exc
+        try:
+            return client.containers.create(**create)
+        except _ERRORS as exc:
+            raise RuntimeStartError(f"cannot create a container from {options['image']}: {exc}") from exc
+
+    async def prepare(self, spec: LaunchSpec, progress: PullProgress) -> None:
+        """Pull spec.image when this engine lacks it, reporting the bytes of its layers as a percentage."""
+        if not spec.image or await asyncio.to_thread(self._has_image, spec.image):
+            return
+        loop = asyncio.get_running_loop()
+        await progress(f"pulling image {spec.image}", 0.0)
+
+        def report(percent: float) -> None:
+            asyncio.run_coroutine_threadsafe(progress(f"pulling image {spec.image}", percent), loop)
+
+        await asyncio.to_thread(self._pull_streamed, spec.image, report)
+
+    def _has_image(self, image: str) -> bool:
+        try:
+            self._api().images.get(image)
+            return True
+        except ImageNotFound:
+            return False
+        except _ERRORS as exc:
+            raise RuntimeStartError(f"docker engine error while looking for image {image}: {exc}") from exc
+
+    def _pull_streamed(self, image: str, report: Callable[[float], None]) -> None:
+        repository, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "latest")
+        layers: dict[str, tuple[int, int]] = {}
+        last = -10.0
+        try:
+            for event in self._api().api.pull(repository, tag=tag, stream=True, decode=True):
+                if "error" in event:
+                    raise RuntimeStartError(pull_failure(image, RuntimeError(event["error"])))
+                detail = event.get("progressDetail") or {}
+                if event.get("id") and detail.get("total"):
+                    layers[event["id"]] = (int(detail.get("current", 0)), int(detail["total"]))
+                done, total = sum(c for c, _ in layers.values()), sum(t for _, t in layers.values())
+                if total and (percent := 100.0 * done / total) - last >= 5:
+                    last = percent
+                    report(round(percent, 1))
+        except _ERRORS as exc:
+            raise RuntimeStartError(pull_failure(image, exc)) from exc
+
+    def _pull(self, image: str) -> None:
+        """Pull `image`; the error names the image and how to load it on a worker without a registry."""
+        logger.info("pulling image %s", image)
+        try:
+            self._api().images.pull(image)
+        except _ERRORS as exc:
+            raise RuntimeStartError(pull_failure(image, exc)) from exc
 
     def _follow_logs(self, container_id: str, log_path: Path) -> None:
         """Start the daemon thread that appends the container's output to log_path."""
@@ -190,6 +269,15 @@ class DockerRuntime(Runtime):
 
     async def list_handles(self) -> dict[str, str]:
         return await asyncio.to_thread(self._list)
+
+    async def main_pid(self, handle: str) -> int | None:
+        """The container's main process as the host sees it (docker inspect State.Pid); None when gone."""
+        try:
+            container = await asyncio.to_thread(self._api().containers.get, handle)
+        except _ERRORS:
+            return None
+        pid = (container.attrs.get("State") or {}).get("Pid") or 0
+        return int(pid) if pid > 0 else None
 
     async def adopt(self, handle: str, identity: str, name: str) -> bool:
         """Containers outlive the worker: a running one we labelled is taken over as it is."""

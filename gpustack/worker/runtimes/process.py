@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 
 from gpustack.worker.backends.base import LaunchSpec
-from gpustack.worker.runtimes.base import Runtime, RuntimeStartError
+from gpustack.worker.runtimes.base import Runtime, RuntimeStartError, write_launch_files
 from gpustack.worker.runtimes.devices import process_device_env
 
 logger = logging.getLogger(__name__)
@@ -159,6 +159,7 @@ class ProcessRuntime(Runtime):
         log_path.parent.mkdir(parents=True, exist_ok=True)
         cwd = Path(spec.work_dir)
         cwd.mkdir(parents=True, exist_ok=True)
+        write_launch_files(spec)
         env = build_env(spec)
         with open(log_path, "ab") as log:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")

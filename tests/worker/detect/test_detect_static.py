@@ -96,3 +96,13 @@ def test_load_inventory_errors_name_file_and_item(tmp_path: Path, text: str, fra
 def test_load_inventory_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         load_inventory(tmp_path / "absent.yaml")
+
+
+def test_ascend_npus_in_the_inventory(tmp_path: Path) -> None:
+    """Ascend NPUs are listed with the vendor GPUStack reports for them (huawei)."""
+    path = _write(
+        tmp_path,
+        "- name: Ascend 910B\n  vendor: huawei\n  memory_total: 64GiB\n- vendor: huawei\n  memory_total: 64GiB\n",
+    )
+    devices = load_inventory(path)
+    assert [(d.index, d.vendor) for d in devices] == [(0, "huawei"), (1, "huawei")]

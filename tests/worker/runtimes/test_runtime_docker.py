@@ -1,6 +1,7 @@
 """DockerRuntime: container options without an engine; live start/stop only where an engine answers."""
 
 import asyncio
+import os
 import time
 from pathlib import Path
 
@@ -52,6 +53,22 @@ def test_cpu_placement_hides_every_gpu_in_the_container() -> None:
     assert "device_requests" not in container_options(_spec())
 
 
+def test_amd_and_ascend_gpus_come_in_as_devices() -> None:
+    amd = container_options(_spec(gpu_vendor="amd", gpu_indexes=(1, 2)))
+    assert amd["devices"] == ["/dev/kfd:/dev/kfd:rwm", "/dev/dri:/dev/dri:rwm"]
+    assert amd["environment"]["HIP_VISIBLE_DEVICES"] == amd["environment"]["ROCR_VISIBLE_DEVICES"] == "1,2"
+    assert "device_requests" not in amd
+    npu = container_options(_spec(gpu_vendor="huawei", gpu_indexes=(4,), mounts=("/models/m",)))
+    assert npu["devices"] == [
+        "/dev/davinci4:/dev/davinci4:rwm", "/dev/davinci_manager:/dev/davinci_manager:rwm",
+        "/dev/devmm_svm:/dev/devmm_svm:rwm", "/dev/hisi_hdc:/dev/hisi_hdc:rwm",
+    ]  # fmt: skip
+    sources = [m["Source"] for m in npu["mounts"]]
+    assert sources == ["/models/m", "/usr/local/Ascend/driver", "/usr/local/dcmi", "/usr/local/bin/npu-smi"]
+    assert all(m["ReadOnly"] for m in npu["mounts"])
+    assert "devices" not in container_options(_spec(gpu_indexes=(0,)))  # NVIDIA: a device request
+
+
 def test_options_require_an_image() -> None:
     with pytest.raises(RuntimeStartError):
         container_options(_spec(image=None))
@@ -93,8 +110,10 @@ def _local_shell_image() -> str | None:
 
 
 _IMAGE = _local_shell_image()
+# CI (CI=true) never skips: .ci/run starts an engine and imports the base image, so a miss there fails.
 live = pytest.mark.skipif(
-    _IMAGE is None, reason=f"no Docker engine answers here, or it has none of {_SHELL_IMAGES} and no registry"
+    _IMAGE is None and os.environ.get("CI") != "true",
+    reason=f"no Docker engine answers here, or it has none of {_SHELL_IMAGES} and no registry",
 )
 
 
@@ -132,3 +151,50 @@ async def test_container_exit_code_logs_and_stop(tmp_path: Path) -> None:
 def test_container_names_are_sanitised() -> None:
     assert container_name("org/model:q4-abc123") == "gpustack-org-model-q4-abc123"
     assert container_name("") is None
+
+
+def _containers_named(name: str) -> list[str]:
+    client = docker.from_env(timeout=10)
+    try:
+        return [c.id for c in client.containers.list(all=True, filters={"name": name})]
+    finally:
+        client.close()
+
+
+@live
+async def test_container_that_cannot_start_is_removed(tmp_path: Path) -> None:
+    """Regression: a start failure (no such executable) used to leave the container in state Created."""
+    name = f"gpustack-nostart-{int(time.time() * 1000)}"
+    spec = LaunchSpec(argv=("/no/such/engine", "--port", "1"), env={}, port=0, image=_IMAGE, name=name)
+    with pytest.raises(RuntimeStartError, match="could not start") as info:
+        await DockerRuntime().start(spec, tmp_path / "c.log")
+    assert "/no/such/engine" in str(info.value)
+    assert _containers_named(container_name(name) or name) == []
+
+
+@live
+async def test_missing_image_says_how_to_load_it(tmp_path: Path) -> None:
+    image = "gpustack-test/no-such-image:never"
+    spec = LaunchSpec(argv=("true",), env={}, port=0, image=image, name=f"gpustack-noimage-{int(time.time())}")
+    with pytest.raises(RuntimeStartError) as info:
+        await DockerRuntime().start(spec, tmp_path / "c.log")
+    message = str(info.value)
+    assert f"image {image} is not on this worker" in message
+    assert f"docker save {image}" in message and "docker load -i image.tar" in message
+
+
+@live
+async def test_prepare_reports_a_pull_and_names_the_image_when_it_fails() -> None:
+    seen: list[tuple[str, float | None]] = []
+
+    async def progress(message: str, percent: float | None) -> None:
+        seen.append((message, percent))
+
+    runtime = DockerRuntime()
+    assert _IMAGE is not None
+    await runtime.prepare(LaunchSpec(argv=(), env={}, port=0, image=_IMAGE), progress)
+    assert seen == []  # present: nothing to pull
+    image = "gpustack-test/no-such-image:never"
+    with pytest.raises(RuntimeStartError, match="docker load -i image.tar"):
+        await runtime.prepare(LaunchSpec(argv=(), env={}, port=0, image=image), progress)
+    assert seen == [(f"pulling image {image}", 0.0)]
