@@ -147,6 +147,29 @@ def test_model_evaluations(api: httpx.Client) -> None:
     assert result["error"] is None and result["compatibility_messages"]  # the file is not on the server: said
 
 
+def test_inference_backends(api: httpx.Client) -> None:
+    listing = api.get("/v2/inference-backends", params={"page": -1})
+    assert listing.status_code == 200, listing.text
+    assert {"vllm", "llama-box"} <= {b["backend_name"] for b in listing.json()["items"]}
+    assert api.get("/v2/inference-backends/list").status_code == 200
+    vllm = api.get("/v2/inference-backends/backend_name/vllm").json()
+    assert api.get(f"/v2/inference-backends/{vllm['id']}").json()["backend_name"] == "vllm"
+    name = unique("engine").lower()
+    body = {
+        "backend_name": name,
+        "default_version": "1.0",
+        "version_configs": {"1.0": {"image_name": "registry.example/engine:1.0"}},
+        "default_run_command": "engine serve {{model_path}} --port {{port}}",
+        "health_check_path": "/ping",
+    }
+    created = api.post("/v2/inference-backends", json=body)
+    assert created.status_code in (200, 201), created.text
+    backend_id = created.json()["id"]
+    updated = api.put(f"/v2/inference-backends/{backend_id}", json={**body, "description": "mine"})
+    assert updated.status_code == 200, updated.text
+    assert api.delete(f"/v2/inference-backends/{backend_id}").status_code in (200, 204)
+
+
 def test_workers_instances_and_files(server: RunningServer, api: httpx.Client) -> None:
     registered = _worker(server)
     worker = api.get(f"/v2/workers/{registered['id']}").json()
