@@ -1,5 +1,6 @@
 """Model services: create, list, update, scale and delete (cascading to instances)."""
 
+import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -9,6 +10,7 @@ from sqlmodel import col, select
 
 from gpustack.compat.enums import lenient
 from gpustack.core.errors import ConflictError
+from gpustack.engines.metadata import categories_from_files
 from gpustack.schemas.common import PaginatedList
 from gpustack.schemas.instances import ModelInstance
 from gpustack.schemas.models import (
@@ -20,6 +22,7 @@ from gpustack.schemas.models import (
     ModelPublic,
     ModelState,
     ModelUpdate,
+    SourceEnum,
 )
 from gpustack.server.redaction import redact_model
 from gpustack.server.services.common import commit_or_conflict, get_or_404, paginate
@@ -42,6 +45,8 @@ async def _check_version(session: AsyncSession, data: ModelCreate) -> None:
 
 
 async def create_model(*, session: AsyncSession, data: ModelCreate) -> Model:
+    if not data.categories and data.source == SourceEnum.LOCAL_PATH and data.local_path:
+        data.categories = await asyncio.to_thread(categories_from_files, data.local_path)
     await _ensure_name_free(session, data.name)
     await _check_version(session, data)
     model = Model(**data.model_dump(exclude={"cluster_id"}))
