@@ -3,7 +3,6 @@ API, and a stand-in worker proxy + engine that checks the proxy credential."""
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,19 +11,17 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import create_engine
 from sqlmodel import Session
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
 
 from gpustack.core.http import PROXY_ERROR_HEADER
 from gpustack.gateway.routing import RoutingTable
 from gpustack.gateway.wiring import start_gateway
 from gpustack.schemas.instances import InstanceState, ModelInstance
 from gpustack.server.db import Database
+from tests.utils.openai_engine import StandInEngine
 from tests.utils.server import RunningServer, free_port, run_server
 
 CHUNKS = 5
@@ -32,29 +29,14 @@ CHUNK_DELAY = 0.15
 CHAT = "/v1/chat/completions"
 
 
-class StandIn:
+class StandIn(StandInEngine):
     """A worker's proxy and engine in one: /proxy/<instance id>/v1/chat/completions, credential checked."""
 
     def __init__(self) -> None:
         self.expected: dict[int, str] = {}  # instance id -> the worker's proxy credential
         self.not_running: set[int] = set()  # answered like a worker proxy whose instance is not running
         self.seen: list[dict[str, Any]] = []
-        self.port = free_port()
-        app = Starlette(routes=[Route("/proxy/{iid:int}/v1/chat/completions", self.chat, methods=["POST"])])
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> "StandIn":
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "stand-in engine did not start"
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        super().__init__()
 
     async def chat(self, request: Request) -> Response:
         iid = request.path_params["iid"]

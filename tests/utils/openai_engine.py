@@ -4,7 +4,7 @@ import asyncio
 import json
 import threading
 import time
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import uvicorn
@@ -22,19 +22,20 @@ PROMPT_TOKENS = 7
 WORDS = ["one", "two", "three"]  # one chunk per token, as engines stream
 
 
-class UsageEngine:
-    """Answers /proxy/<iid>/v1/chat/completions with PROMPT_TOKENS + len(WORDS) tokens of usage; streams send
-    the usage chunk only when the request asks for it (stream_options.include_usage)."""
+class StandInEngine:
+    """A worker proxy's chat route, /proxy/<instance id>/v1/chat/completions, served by `chat` on a free
+    loopback port from a thread while the object is entered."""
 
-    def __init__(self, delay: float = 0.0) -> None:
-        self.delay = delay
-        self.bodies: list[dict[str, Any]] = []
+    def __init__(self) -> None:
         self.port = free_port()
         app = Starlette(routes=[Route("/proxy/{iid:int}/v1/chat/completions", self.chat, methods=["POST"])])
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def __enter__(self) -> "UsageEngine":
+    async def chat(self, request: Request) -> Response:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
         self.thread.start()
         deadline = time.monotonic() + 10
         while not self.server.started:
@@ -45,6 +46,16 @@ class UsageEngine:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+class UsageEngine(StandInEngine):
+    """Answers /proxy/<iid>/v1/chat/completions with PROMPT_TOKENS + len(WORDS) tokens of usage; streams send
+    the usage chunk only when the request asks for it (stream_options.include_usage)."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.bodies: list[dict[str, Any]] = []
+        super().__init__()
 
     @staticmethod
     def usage() -> dict[str, int]:
