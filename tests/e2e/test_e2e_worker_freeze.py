@@ -30,7 +30,11 @@ def frozen_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Clu
             cluster.start_worker("worker-b", 41250)
             model = write_tiny_gguf(root / "tiny.gguf")
             with cluster.admin() as admin:
-                wait_for(lambda: len(admin.get("/v2/workers").json()["items"]) == 2, 60, "two workers")
+                # both ready before the model exists, or spread puts both replicas on the first one
+                def ready() -> list[str]:
+                    return [w["state"] for w in admin.get("/v2/workers").json()["items"]]
+
+                wait_for(lambda: ready() == ["ready", "ready"], 60, "two ready workers")
                 created = admin.post("/v2/models", json={"name": "tiny", "local_path": str(model), "replicas": 2})
                 assert created.status_code == 201, created.text
 
