@@ -110,7 +110,12 @@ class Cluster:
         return dataclasses.replace(model_snapshot(model), workers_with_files=holders)
 
     def mine(self, model_id: int) -> dict[int, int]:
-        return {w: n for (m, w), n in self.per_model.items() if m == model_id and w is not None}
+        return replicas_per_worker(self.per_model, model_id)
+
+
+def replicas_per_worker(per_model: Counter[tuple[int, int | None]], model_id: int) -> dict[int, int]:
+    """Worker id -> this model's placed replicas there."""
+    return {w: n for (m, w), n in per_model.items() if m == model_id and w is not None}
 
 
 async def load_cluster(session: AsyncSession) -> Cluster:
@@ -242,7 +247,7 @@ class SchedulingController:
                 _refuse(row, failed[row.model_id])
                 continue
             est = estimates[row.model_id]
-            mine = Cluster(snapshots, per_model, {}).mine(row.model_id)
+            mine = replicas_per_worker(per_model, row.model_id)
             try:
                 result = schedule(cluster.snapshot_of(model), est.estimate, snapshots, model_instances_per_worker=mine)
             except Exception as exc:  # per-instance boundary: the next instances are still placed
@@ -257,9 +262,11 @@ class SchedulingController:
                 _refuse(row, result.message)
                 refused.append((instance_id, model))
         # placing later instances only took capacity, so the earlier refusals hold for the final state
-        final = Cluster(snapshots, per_model, {})
-        cluster_print = hash(repr(final.snapshots))
-        return {iid: _decision_key(m, cluster_print, final.mine(m.id)) for iid, m in refused}  # type: ignore[arg-type]
+        cluster_print = hash(repr(snapshots))
+        return {
+            iid: _decision_key(m, cluster_print, replicas_per_worker(per_model, m.id))  # type: ignore[arg-type]
+            for iid, m in refused
+        }
 
 
 def _estimate_failure(model: Model, exc: Exception) -> str:
