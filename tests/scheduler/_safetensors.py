@@ -20,6 +20,7 @@ class HFShape:
     max_context: int
     dtype: str = "BF16"
     architecture: str = "LlamaForCausalLM"
+    experts: int = 0  # > 0: a Mixtral-style MoE, `experts` FFNs of size `ffn` per layer and a router
 
 
 def llama_tensors(shape: HFShape) -> dict[str, list[int]]:
@@ -33,13 +34,30 @@ def llama_tensors(shape: HFShape) -> dict[str, list[int]]:
             p + "self_attn.k_proj.weight": [kv, shape.hidden],
             p + "self_attn.v_proj.weight": [kv, shape.hidden],
             p + "self_attn.o_proj.weight": [shape.hidden, shape.hidden],
-            p + "mlp.gate_proj.weight": [shape.ffn, shape.hidden],
-            p + "mlp.up_proj.weight": [shape.ffn, shape.hidden],
-            p + "mlp.down_proj.weight": [shape.hidden, shape.ffn],
             p + "input_layernorm.weight": [shape.hidden],
             p + "post_attention_layernorm.weight": [shape.hidden],
         })  # fmt: skip
+        tensors.update(_ffn_tensors(shape, p))
     tensors["model.norm.weight"] = [shape.hidden]
+    return tensors
+
+
+def _ffn_tensors(shape: HFShape, prefix: str) -> dict[str, list[int]]:
+    """One layer's dense MLP, or the router and every expert of a Mixtral-style MoE layer."""
+    if not shape.experts:
+        return {
+            prefix + "mlp.gate_proj.weight": [shape.ffn, shape.hidden],
+            prefix + "mlp.up_proj.weight": [shape.ffn, shape.hidden],
+            prefix + "mlp.down_proj.weight": [shape.hidden, shape.ffn],
+        }
+    moe = prefix + "block_sparse_moe."
+    tensors = {moe + "gate.weight": [shape.experts, shape.hidden]}
+    for e in range(shape.experts):
+        tensors.update({
+            f"{moe}experts.{e}.w1.weight": [shape.ffn, shape.hidden],
+            f"{moe}experts.{e}.w2.weight": [shape.hidden, shape.ffn],
+            f"{moe}experts.{e}.w3.weight": [shape.ffn, shape.hidden],
+        })  # fmt: skip
     return tensors
 
 
@@ -60,8 +78,9 @@ def write_sparse_safetensors(path: Path, tensors: dict[str, list[int]], dtype: s
     return offset
 
 
-def write_model_dir(directory: Path, shape: HFShape, shards: int = 2) -> int:
-    """config.json plus `shards` sparse safetensors files; returns the weights' byte size."""
+def write_model_dir(directory: Path, shape: HFShape, shards: int = 2, extra: dict[str, Any] | None = None) -> int:
+    """config.json (with `extra` keys, e.g. a vision_config) plus `shards` sparse safetensors files; returns
+    the weights' byte size."""
     directory.mkdir(parents=True, exist_ok=True)
     config = {
         "architectures": [shape.architecture],
@@ -73,6 +92,8 @@ def write_model_dir(directory: Path, shape: HFShape, shards: int = 2) -> int:
         "vocab_size": shape.vocab,
         "max_position_embeddings": shape.max_context,
         "torch_dtype": {"BF16": "bfloat16", "F16": "float16", "F32": "float32"}[shape.dtype],
+        **({"num_local_experts": shape.experts, "num_experts_per_tok": 2} if shape.experts else {}),
+        **(extra or {}),
     }
     (directory / "config.json").write_text(json.dumps(config))
     items = list(llama_tensors(shape).items())
