@@ -23,6 +23,23 @@ class HFShape:
     experts: int = 0  # > 0: a Mixtral-style MoE, `experts` FFNs of size `ffn` per layer and a router
 
 
+# Realistic shapes: Llama-3 8B/70B, Mixtral-8x7B, bge-m3, bge-reranker-v2-m3, CosyVoice2-0.5B's language model
+# and SmolVLM (a 12-head SigLIP vision tower and a 49155-entry vocabulary).
+LLAMA3_8B = HFShape(hidden=4096, layers=32, heads=32, kv_heads=8, ffn=14336, vocab=128256, max_context=8192)
+LLAMA3_70B = HFShape(hidden=8192, layers=80, heads=64, kv_heads=8, ffn=28672, vocab=128256, max_context=8192)
+MIXTRAL = HFShape(hidden=4096, layers=32, heads=32, kv_heads=8, ffn=14336, vocab=32000, max_context=32768,
+                  architecture="MixtralForCausalLM", experts=8)  # fmt: skip
+BGE_M3 = HFShape(hidden=1024, layers=24, heads=16, kv_heads=16, ffn=4096, vocab=250002, max_context=8194,
+                 dtype="F32", architecture="XLMRobertaModel")  # fmt: skip
+RERANKER = HFShape(hidden=1024, layers=24, heads=16, kv_heads=16, ffn=4096, vocab=250002, max_context=8194,
+                   dtype="F32", architecture="XLMRobertaForSequenceClassification")  # fmt: skip
+TTS_LM = HFShape(hidden=896, layers=24, heads=14, kv_heads=2, ffn=4864, vocab=151936, max_context=32768,
+                 architecture="Qwen2ForCausalLM")  # fmt: skip
+SMOLVLM = HFShape(hidden=2048, layers=24, heads=32, kv_heads=32, ffn=8192, vocab=49155, max_context=16384,
+                  architecture="Idefics3ForConditionalGeneration")  # fmt: skip
+SMOLVLM_VISION = {"vision_config": {"hidden_size": 1152, "num_attention_heads": 12}}  # SigLIP tower, 12 heads
+
+
 def llama_tensors(shape: HFShape) -> dict[str, list[int]]:
     head_dim = shape.hidden // shape.heads
     kv = shape.kv_heads * head_dim

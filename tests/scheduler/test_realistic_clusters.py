@@ -22,7 +22,17 @@ from gpustack.server.controllers.scheduling import Cluster, estimate_model
 from gpustack.server.controllers.snapshots import worker_snapshots
 
 from ._gguf import LlamaShape, write_sparse_llama_gguf
-from ._safetensors import HFShape, write_model_dir
+from ._safetensors import (
+    BGE_M3,
+    LLAMA3_8B,
+    LLAMA3_70B,
+    MIXTRAL,
+    RERANKER,
+    SMOLVLM,
+    SMOLVLM_VISION,
+    TTS_LM,
+    write_model_dir,
+)
 
 GiB = 2**30
 
@@ -56,6 +66,7 @@ CLUSTERS: dict[str, list[W]] = {
         W("h100-a", _x(4, "H100 80GB HBM3", 80, used=70) + _x(4, "H100 80GB HBM3", 80), ram=2048),
         W("h100-b", _x(8, "H100 80GB HBM3", 80), ram=2048),
     ],
+    "4x4090": [W("rtx4090x4", _x(4, "RTX 4090", 24))],
     "4090+4080": [W("mixed", [("RTX 4090", 24, 0), ("RTX 4080", 16, 0)])],
     "4090-busy+4080": [W("mixed", [("RTX 4090", 24, 6), ("RTX 4080", 16, 0)])],
     "910Bx8": [W("ascend", _x(8, "Ascend 910B", 64), vendor="huawei", ram=1024)],
@@ -79,19 +90,6 @@ def _worker_row(wid: int, w: W) -> Worker:
 
 # --- models: Llama-3 8B/70B, Mixtral-8x7B, bge-m3, bge-reranker-v2-m3, a TTS LM, a small VLM, Q4_K GGUFs ----------
 
-LLAMA3_8B = HFShape(hidden=4096, layers=32, heads=32, kv_heads=8, ffn=14336, vocab=128256, max_context=8192)
-LLAMA3_70B = HFShape(hidden=8192, layers=80, heads=64, kv_heads=8, ffn=28672, vocab=128256, max_context=8192)
-MIXTRAL = HFShape(hidden=4096, layers=32, heads=32, kv_heads=8, ffn=14336, vocab=32000, max_context=32768,
-                  architecture="MixtralForCausalLM", experts=8)  # fmt: skip
-BGE_M3 = HFShape(hidden=1024, layers=24, heads=16, kv_heads=16, ffn=4096, vocab=250002, max_context=8194,
-                 dtype="F32", architecture="XLMRobertaModel")  # fmt: skip
-RERANKER = HFShape(hidden=1024, layers=24, heads=16, kv_heads=16, ffn=4096, vocab=250002, max_context=8194,
-                   dtype="F32", architecture="XLMRobertaForSequenceClassification")  # fmt: skip
-TTS_LM = HFShape(hidden=896, layers=24, heads=14, kv_heads=2, ffn=4864, vocab=151936, max_context=32768,
-                 architecture="Qwen2ForCausalLM")  # fmt: skip  # CosyVoice2-0.5B's language model
-SMOLVLM = HFShape(hidden=2048, layers=24, heads=32, kv_heads=32, ffn=8192, vocab=49155, max_context=16384,
-                  architecture="Idefics3ForConditionalGeneration")  # fmt: skip
-SMOLVLM_VISION = {"vision_config": {"hidden_size": 1152, "num_attention_heads": 12}}  # SigLIP tower, 12 heads
 GGUF_8B = LlamaShape(embd=4096, blocks=32, heads=32, kv_heads=8, ffn=14336, ctx=8192, vocab=128256, q4_k=True)
 GGUF_70B = LlamaShape(embd=8192, blocks=80, heads=64, kv_heads=8, ffn=28672, ctx=8192, vocab=128256, q4_k=True)
 
@@ -177,6 +175,8 @@ ROWS = [
         reason="the 2 GPUs the backend parameters ask for hold 144.0 GiB at 0.9 of each"),
     Row("vllm-70b-tp16-more-than-a-worker", "2x8xH100", "70b", "vllm", ("-tp", "16"),
         reason="backend parameters ask for tp 16 × pp 1 × dp 1 = 16 GPUs, 8 qualify here"),
+    Row("vllm-70b-refused-on-4x4090", "4x4090", "70b", "vllm",
+        reason="needs 159.7 GiB VRAM; its 4 qualifying GPUs hold 86.4 GiB at 0.9 of each"),
     Row("vllm-moe-two-a100s", "8xA100", "mixtral", "vllm", gpus=(0, 1), claim=72),
     Row("vllm-moe-too-big-for-mixed", "4090+4080", "mixtral", "vllm", reason="its 2 qualifying GPUs hold 36.0 GiB"),
     Row("vllm-8b-mixed-takes-the-4090", "4090+4080", "8b", "vllm", gpus=(0,), claim=GMU),
@@ -222,6 +222,7 @@ ROWS = [
         note="VoxBox uses NVIDIA GPUs only, this worker has huawei Ascend 910B"),
     # 3. strategy order for GGUF: one GPU, layer split over the fewest GPUs, manual GPUs, partial offload, CPU
     Row("gguf-8b-q4-one-4090", "1x4090", "8b-q4", "llama-box", gpus=(0,)),
+    Row("gguf-70b-q4-fewest-two-of-four-4090s", "4x4090", "70b-q4", "llama-box", gpus=(0, 1)),
     Row("gguf-70b-q4-one-a100", "8xA100", "70b-q4", "llama-box", gpus=(0,)),
     Row("gguf-70b-q4-manual-two-a100s", "8xA100", "70b-q4", "llama-box", spec={"gpu_selector": ["a100:2", "a100:5"]},
         gpus=(2, 5)),
