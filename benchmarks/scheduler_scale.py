@@ -13,19 +13,21 @@ SIZES = (10, 100, 1000)
 GPUS_PER_WORKER = 8
 
 
-def synthetic_workers(n: int, seed: int = 0) -> list[WorkerSnapshot]:
-    """n ready workers with 8 x 24 GiB GPUs each, partly claimed so no single GPU can hold the model."""
+def synthetic_workers(n: int, seed: int = 0, idle_every: int = 0) -> list[WorkerSnapshot]:
+    """n ready workers with 8 x 24 GiB GPUs each, partly claimed so no single GPU can hold the model;
+    with `idle_every` k, every k-th worker is idle (what a vLLM model needs: 0.9 of every GPU free)."""
     rng = random.Random(seed)
     workers = []
     for wid in range(1, n + 1):
+        idle = idle_every > 0 and wid % idle_every == 0
         gpus = tuple(
             GPUSnapshot(
                 index=i,
                 name="RTX 4090",
                 vendor="nvidia",
                 memory_total=24 * GiB,
-                memory_used=rng.randint(0, 8) * GiB,
-                memory_claimed=rng.randint(8, 20) * GiB,
+                memory_used=0 if idle else rng.randint(0, 8) * GiB,
+                memory_claimed=0 if idle else rng.randint(8, 20) * GiB,
             )
             for i in range(GPUS_PER_WORKER)
         )
@@ -58,19 +60,36 @@ ESTIMATE = ResourceEstimate(
 )
 
 
-def time_per_call(workers: Sequence[WorkerSnapshot], repeats: int) -> float:
+# vLLM (fraction rule, TP must divide heads and vocab): a 70B model, ~160 GiB, fits only an idle worker's 8 GPUs.
+VLLM_MODEL = ModelSnapshot(id=2, name="bench-vllm", backend="vllm", placement_strategy="spread")
+VLLM_ESTIMATE = ResourceEstimate(
+    weights_bytes=131 * GiB,
+    kv_cache_bytes=5 * GiB // 2,
+    compute_bytes=26 * GiB,
+    context_size=8192,
+    attention_heads=64,
+    vocab_size=128256,
+)
+CASES = {"llama-box": (MODEL, ESTIMATE, 0), "vllm": (VLLM_MODEL, VLLM_ESTIMATE, 10)}
+
+
+def time_per_call(
+    workers: Sequence[WorkerSnapshot], repeats: int, model: ModelSnapshot = MODEL, estimate: ResourceEstimate = ESTIMATE
+) -> float:
     """Best of `repeats` timings of one schedule() call, in seconds."""
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        schedule(MODEL, ESTIMATE, workers)
+        schedule(model, estimate, workers)
         best = min(best, time.perf_counter() - start)
     return best
 
 
-def describe(workers: Sequence[WorkerSnapshot]) -> str:
+def describe(
+    workers: Sequence[WorkerSnapshot], model: ModelSnapshot = MODEL, estimate: ResourceEstimate = ESTIMATE
+) -> str:
     """The placement chosen, so a run that only produces refusals is visible."""
-    result = schedule(MODEL, ESTIMATE, workers)
+    result = schedule(model, estimate, workers)
     if isinstance(result, Candidate):
         return f"{result.worker_name} GPUs {list(result.gpu_indexes)}"
     return "refused"
@@ -79,17 +98,19 @@ def describe(workers: Sequence[WorkerSnapshot]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--backend", choices=sorted(CASES), default="llama-box", help="which selector to time")
     args = parser.parse_args()
+    model, estimate, idle_every = CASES[args.backend]
     baseline: float | None = None
     print(f"{'workers':>8} {'gpus':>6} {'ms/call':>10} {'vs 10':>8} {'per worker (us)':>16}  chosen")
     for n in SIZES:
-        workers = synthetic_workers(n)
-        seconds = time_per_call(workers, args.repeats)
+        workers = synthetic_workers(n, idle_every=idle_every)
+        seconds = time_per_call(workers, args.repeats, model, estimate)
         baseline = baseline or seconds
         ratio = seconds / baseline
         print(
             f"{n:>8} {n * GPUS_PER_WORKER:>6} {seconds * 1e3:>10.2f} {ratio:>7.1f}x "
-            f"{seconds / n * 1e6:>16.1f}  {describe(workers)}"
+            f"{seconds / n * 1e6:>16.1f}  {describe(workers, model, estimate)}"
         )
 
 

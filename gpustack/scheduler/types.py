@@ -69,6 +69,8 @@ class ResourceEstimate:
     block_count: int = 0
     context_size: int = 0
     attention_heads: int = 0  # tensor parallelism must divide it (0: unknown)
+    vision_heads: int = 0  # the vision tower's attention heads (multimodal); TP must divide it too (0: none)
+    vocab_size: int = 0  # tensor parallelism must divide it (0: unknown)
 
     @property
     def total_layers(self) -> int:
@@ -129,5 +131,9 @@ class Refusal:
     def message(self) -> str:
         if not self.reasons:
             return "No workers available."
-        parts = [f"{name}: {why}" for name, why in sorted(self.reasons.items())]
-        return "No worker can take this instance. " + "; ".join(parts)
+        return "No worker can take this instance. " + "; ".join(self.lines())
+
+    def lines(self) -> list[str]:
+        """'<worker>: <why>' per refused worker, shortest first (then by name): the reason a user can act
+        on most easily comes first."""
+        return sorted((f"{name}: {why}" for name, why in self.reasons.items()), key=lambda line: (len(line), line))

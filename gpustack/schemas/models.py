@@ -11,6 +11,7 @@ from sqlmodel import Field, SQLModel
 
 from gpustack.compat.enums import drop_nulls, lenient
 from gpustack.engines import known_models, mindie
+from gpustack.scheduler.selectors.parallel import selection_problem
 from gpustack.schemas.clusters import DEFAULT_CLUSTER_ID, ClusterScoped
 from gpustack.schemas.common import NO_ID_REUSE, created_at_field, enum_field, json_field, updated_at_field
 
@@ -137,6 +138,8 @@ def _check_source(spec: "ModelCreate | ModelUpdate") -> None:
         worker, sep, index = item.rpartition(":")
         if not sep or not worker or not index.isdigit():
             raise ValueError(f"gpu_selector entry '{item}' must look like '<worker-name>:<gpu-index>'")
+    if problem := selection_problem(str(spec.backend), spec.backend_parameters, spec.gpu_selector):
+        raise ValueError(problem)
 
 
 class GPUSelector(BaseModel):

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from gguf import GGUFWriter
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFWriter
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,7 @@ class LlamaShape:
     ffn: int
     ctx: int
     vocab: int = 32000
+    q4_k: bool = False  # matrices as Q4_K (144 bytes per 256 weights), as in a Q4_K quantized file
 
 
 def shape_tensors(shape: LlamaShape) -> dict[str, tuple[tuple[int, ...], type[np.floating]]]:
@@ -158,8 +159,14 @@ def write_sparse_llama_gguf(path: Path, shape: LlamaShape) -> Path:
     writer.add_vocab_size(shape.vocab)
     end = 0
     for name, (dims, dtype) in shape_tensors(shape).items():
-        nbytes = int(np.prod(dims)) * np.dtype(dtype).itemsize
-        writer.add_tensor_info(name, dims, np.dtype(dtype), nbytes)
+        if shape.q4_k and len(dims) == 2:
+            block, size = GGML_QUANT_SIZES[GGMLQuantizationType.Q4_K]
+            byte_dims = (dims[0], dims[1] // block * size)
+            nbytes = byte_dims[0] * byte_dims[1]
+            writer.add_tensor_info(name, byte_dims, np.dtype(np.uint8), nbytes, raw_dtype=GGMLQuantizationType.Q4_K)
+        else:
+            nbytes = int(np.prod(dims)) * np.dtype(dtype).itemsize
+            writer.add_tensor_info(name, dims, np.dtype(dtype), nbytes)
         end += -(-nbytes // 32) * 32  # tensors are aligned to 32 bytes
     writer.write_header_to_file()
     writer.write_kv_data_to_file()

@@ -77,7 +77,10 @@ def test_refusal_collects_filter_and_selector_reasons() -> None:
         "small": ("needs 9.0 GiB VRAM, largest free GPU has 4.0 GiB (GPU 0 RTX 3050); CPU offloading is disabled"),
         "*": "distributed inference across workers is not supported yet",
     }
-    assert result.message.startswith("No worker can take this instance. *: distributed inference")
+    # shortest reason first, whatever the worker names
+    assert result.message.startswith("No worker can take this instance. down: worker is not_ready; other: label")
+    assert result.message.endswith("small: needs 9.0 GiB VRAM, largest free GPU has 4.0 GiB (GPU 0 RTX 3050); "
+                                   "CPU offloading is disabled")  # fmt: skip
 
 
 def test_no_workers_gives_empty_refusal() -> None:

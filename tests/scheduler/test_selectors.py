@@ -2,8 +2,10 @@
 
 from gpustack.scheduler.selectors import DISTRIBUTED_UNSUPPORTED, select_candidates, selector_for
 from gpustack.scheduler.selectors.common import distribute
+from gpustack.scheduler.selectors.fraction import select_fraction
 from gpustack.scheduler.selectors.generic import select_generic
 from gpustack.scheduler.selectors.gguf import select_gguf
+from gpustack.scheduler.selectors.voxbox import select_voxbox
 
 from ._snapshots import estimate, gib, gpu, model, worker
 
@@ -14,7 +16,8 @@ from ._snapshots import estimate, gib, gpu, model, worker
 def test_registry_picks_selector_by_backend() -> None:
     assert selector_for("llama-box") is select_gguf
     assert selector_for("custom") is select_gguf
-    assert selector_for("vox-box") is select_generic
+    assert selector_for("vox-box") is select_voxbox
+    assert selector_for("mindie") is select_fraction
     assert selector_for("something-new") is select_generic
 
 
@@ -130,7 +133,7 @@ def test_distributed_flag_adds_star_reason_only_when_nothing_fits() -> None:
 
 
 def test_generic_selector_even_split_and_no_cpu_offload() -> None:
-    vllm = model(backend="vox-box")  # an engine without a placement model of its own
+    vllm = model(backend="something-new")  # an engine without a placement model of its own
     split_worker = worker(1, "a", [gpu(0, 6), gpu(1, 6)])
     (c,), _ = select_candidates(vllm, estimate(), [split_worker])
     assert c.gpu_indexes == (0, 1)
@@ -156,7 +159,9 @@ def test_runtime_overhead_is_claimed_on_every_gpu_an_engine_uses() -> None:
     (split,), _ = select_candidates(model(), estimate(), [worker(2, "b", [gpu(0, 6), gpu(1, 6)], overhead=0.5)])
     assert split.vram == {0: gib(4 + 0.5 + 0.5), 1: gib(4 + 0.5 + 0.5 + 0.5)}
     assert split.terms["runtime_overhead_gpu"] == gib(1)
-    (generic,), _ = select_candidates(model(backend="vox-box"), estimate(), [worker(3, "c", [gpu(0, 24)], overhead=1)])
+    (generic,), _ = select_candidates(
+        model(backend="something-new"), estimate(), [worker(3, "c", [gpu(0, 24)], overhead=1)]
+    )
     assert generic.vram == {0: gib(10)}
 
 

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.scheduler._gguf import LlamaShape, write_sparse_llama_gguf, write_tiny_gguf
+from tests.scheduler._safetensors import BGE_M3, LLAMA3_8B, write_model_dir
 from tests.server.api_test_helpers import admin_client, client_with, register_worker, unique
 from tests.utils.server import RunningServer
 
@@ -76,3 +77,32 @@ def test_invalid_specs_are_reported_per_spec(api: httpx.Client, pool: dict[str, 
 def test_evaluations_need_credentials(server: RunningServer) -> None:
     with server.client() as anonymous:
         assert anonymous.post("/v2/model-evaluations", json={"model_specs": []}).status_code == 401
+
+
+@pytest.fixture
+def busy_4090(server: RunningServer) -> dict[str, str]:
+    """A worker with one simulated 24 GiB RTX 4090 of which 6 GiB are used by another process."""
+    label = unique("busy")
+    gpu = {"index": 0, "name": "RTX 4090", "memory_total": 24 * GiB, "memory_used": 6 * GiB, "simulated": True}
+    status = {"memory": {"total": 64 * GiB}, "gpu_devices": [gpu], "simulated_gpus": True}
+    registered = register_worker(server, unique("busy"), labels={"pool": label}, status=status)
+    with client_with(server, registered["credential"]) as own:
+        assert own.post("/v2/workers/me/status", json={"status": status}).status_code == 200
+    return {"pool": label}
+
+
+def test_vllm_fit_rules_are_explained(api: httpx.Client, busy_4090: dict[str, str], tmp_path: Path) -> None:
+    """The fraction rule's per-GPU reason for a language model; an embedding model claimed at its estimate."""
+    write_model_dir(tmp_path / "llama-3-8b", LLAMA3_8B)
+    write_model_dir(tmp_path / "bge-m3", BGE_M3)
+    llm = {"local_path": str(tmp_path / "llama-3-8b"), "backend": "vllm", "worker_selector": busy_4090}
+    embed = {**llm, "local_path": str(tmp_path / "bge-m3"), "categories": ["embedding"]}
+    refused, placed = _evaluate(api, llm, embed)
+    assert refused["compatible"] is False
+    mine = [m for m in refused["scheduling_messages"] if "RTX 4090" in m]
+    assert len(mine) == 1 and "GPU 0 RTX 4090: 17.8 GiB allocatable < 0.9 × 24.0 GiB" in mine[0]
+    lengths = [len(m) for m in refused["scheduling_messages"]]
+    assert lengths == sorted(lengths)
+    assert placed["compatible"] is True, placed
+    claim = placed["placement"]["computed_resource_claim"]
+    assert claim["vram_utilization"] == 0.2 and claim["vram"]["0"] < 5 * GiB

@@ -453,3 +453,19 @@ def test_backend_is_preselected_when_not_given(
     assert created.status_code == 201, created.text
     got = api.get(f"/v2/models/{created.json()['id']}").json()
     assert (got["backend"], got["categories"]) == (backend, categories)
+
+
+def test_parallel_sizes_must_match_the_selected_gpus(api: httpx.Client) -> None:
+    body = _body(
+        backend="vllm",
+        local_path="/models/llama-3-70b",
+        backend_parameters=["--tensor-parallel-size", "4"],
+        gpu_selector=["worker-a:0", "worker-a:1"],
+    )
+    response = api.post("/v2/models", json=body)
+    assert response.status_code == 422, response.text
+    assert "gpu_selector lists 2 GPUs but the backend parameters ask for tp 4 × pp 1 × dp 1 = 4 GPUs" in (
+        _error_text(response)
+    )
+    body["gpu_selector"] = [f"worker-a:{i}" for i in range(4)]
+    assert api.post("/v2/models", json=body).status_code == 201

@@ -48,6 +48,7 @@ class ModelShape:
     vocab: int
     max_context: int | None
     dtype_bytes: int
+    vision_heads: int = 0  # a multimodal model's vision tower (vision_config), 0 when it has none
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "ModelShape":
@@ -57,6 +58,8 @@ class ModelShape:
         head_dim = _first_int(text, "head_dim") or (hidden // heads if heads else 0)
         max_context = _first_int(text, "max_position_embeddings", "max_sequence_length", "seq_length", "n_positions")
         dtype = str(text.get("torch_dtype") or config.get("torch_dtype") or "bfloat16")
+        vision = config.get("vision_config")
+        vision_heads = _first_int(vision, "num_attention_heads", "num_heads") if isinstance(vision, dict) else None
         return cls(
             architectures=tuple(str(a) for a in config.get("architectures") or text.get("architectures") or ()),
             layers=_first_int(text, "num_hidden_layers", "n_layer", "num_layers") or 0,
@@ -67,6 +70,7 @@ class ModelShape:
             vocab=_first_int(text, "vocab_size") or 0,
             max_context=max_context,
             dtype_bytes=TORCH_DTYPE_BYTES.get(dtype.replace("torch.", ""), 2),
+            vision_heads=vision_heads or 0,
         )
 
     def kv_bytes_per_token(self, element_bytes: int) -> int:
@@ -177,5 +181,11 @@ def estimate_model_dir(
     kv = shape.kv_bytes_per_token(_kv_element_bytes(shape, backend_parameters)) * ctx if category == "llm" else 0
     compute = max(0, floor_bytes(weights, category) - weights - kv)
     return ResourceEstimate(
-        weights_bytes=weights, kv_cache_bytes=kv, compute_bytes=compute, context_size=ctx, attention_heads=shape.heads
+        weights_bytes=weights,
+        kv_cache_bytes=kv,
+        compute_bytes=compute,
+        context_size=ctx,
+        attention_heads=shape.heads,
+        vision_heads=shape.vision_heads,
+        vocab_size=shape.vocab,
     )

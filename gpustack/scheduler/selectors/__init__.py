@@ -6,6 +6,7 @@ from gpustack.scheduler.selectors.common import Selection
 from gpustack.scheduler.selectors.fraction import select_fraction
 from gpustack.scheduler.selectors.generic import select_generic
 from gpustack.scheduler.selectors.gguf import select_gguf
+from gpustack.scheduler.selectors.voxbox import select_voxbox
 from gpustack.scheduler.types import ModelSnapshot, ResourceEstimate, WorkerSnapshot
 
 Selector = Callable[[ModelSnapshot, ResourceEstimate, Sequence[WorkerSnapshot]], Selection]
@@ -15,6 +16,8 @@ SELECTORS: Mapping[str, Selector] = {
     "custom": select_gguf,
     "vllm": select_fraction,
     "sglang": select_fraction,
+    "mindie": select_fraction,
+    "vox-box": select_voxbox,
 }
 """Backend name -> selector; any other backend uses `select_generic`."""
 

@@ -16,21 +16,25 @@ def select_generic(model: ModelSnapshot, estimate: ResourceEstimate, workers: Se
     candidates: list[Candidate] = []
     reasons: dict[str, str] = {}
     for worker in workers:
-        found, why = _worker_candidates(estimate, worker)
+        found, why = _worker_candidates(estimate, worker, manual=bool(model.gpu_selector))
         candidates.extend(found)
         if not found:
             reasons[worker.name] = why
     return candidates, reasons
 
 
-def _worker_candidates(estimate: ResourceEstimate, worker: WorkerSnapshot) -> tuple[list[Candidate], str]:
+def _worker_candidates(
+    estimate: ResourceEstimate, worker: WorkerSnapshot, *, manual: bool
+) -> tuple[list[Candidate], str]:
+    """With a manual selection of several GPUs (`manual`), the split is over all of them."""
     if not worker.gpus:
         cpu, why = cpu_candidate(estimate, worker, "no GPUs and the model")
         return ([cpu] if cpu else []), why
-    single = single_gpu_candidates(estimate, worker)
+    every = manual and len(worker.gpus) > 1
+    single = [] if every else single_gpu_candidates(estimate, worker)
     if single:
         return single, ""
-    split = even_split_candidate(estimate, worker)
+    split = even_split_candidate(estimate, worker, smallest=len(worker.gpus) if every else 2)
     if split is not None:
         return [split], ""
     why = f"needs {fmt_bytes(estimate.full_gpu_bytes + worker.gpu_overhead)} VRAM, {largest_gpu_text(worker)}"
@@ -40,12 +44,12 @@ def _worker_candidates(estimate: ResourceEstimate, worker: WorkerSnapshot) -> tu
     return [], why
 
 
-def even_split_candidate(estimate: ResourceEstimate, worker: WorkerSnapshot) -> Candidate | None:
-    """Tensor-parallel style: the k GPUs with the most free VRAM each take 1/k plus compute and the
-    engine's runtime overhead."""
+def even_split_candidate(estimate: ResourceEstimate, worker: WorkerSnapshot, smallest: int = 2) -> Candidate | None:
+    """Tensor-parallel style: the k GPUs (k >= `smallest`) with the most free VRAM each take 1/k plus
+    compute and the engine's runtime overhead."""
     shared = estimate.full_gpu_bytes - estimate.compute_bytes
     ranked = gpus_by_free(worker)
-    for k in range(2, len(ranked) + 1):
+    for k in range(smallest, len(ranked) + 1):
         chosen = ranked[:k]
         base, rem = divmod(shared, k)
         fixed = estimate.compute_bytes + worker.gpu_overhead

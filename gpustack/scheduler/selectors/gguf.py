@@ -11,6 +11,8 @@ Memory model (bytes from ResourceEstimate, layers as llama.cpp counts them: bloc
   last blocks); the other blocks, the output layer and a CPU compute buffer go to RAM.
 - CPU: everything in RAM, for workers without GPUs, engines that cannot use them, or when no block
   fits any GPU.
+With a manual GPU selection (`gpu_selector`) of several GPUs the layers are split over all of them (not
+the fewest that fit), then partial offload over them.
 """
 
 from collections.abc import Sequence
@@ -67,10 +69,11 @@ def worker_candidates(
     if not worker.gpus:
         cpu, why = cpu_candidate(estimate, worker, "no GPUs and the model")
         return ([cpu] if cpu else []), why
-    single = single_gpu_candidates(estimate, worker)
+    manual = bool(model.gpu_selector) and len(worker.gpus) > 1  # use every selected GPU, not the fewest
+    single = [] if manual else single_gpu_candidates(estimate, worker)
     if single:
         return single, ""
-    split = layer_split_candidate(estimate, worker)
+    split = layer_split_candidate(estimate, worker, all_gpus=manual)
     if split is not None:
         return [split], ""
     need = estimate.full_gpu_bytes + worker.gpu_overhead
@@ -101,8 +104,11 @@ def _block_caps(
     ]
 
 
-def layer_split_candidate(estimate: ResourceEstimate, worker: WorkerSnapshot) -> Candidate | None:
-    """Every layer over the fewest GPUs (most free first) of the worker, or None."""
+def layer_split_candidate(
+    estimate: ResourceEstimate, worker: WorkerSnapshot, *, all_gpus: bool = False
+) -> Candidate | None:
+    """Every layer over the fewest GPUs (most free first) of the worker, or None; with `all_gpus` (a manual
+    GPU selection) over every GPU of the worker and nothing else."""
     per_block = estimate.per_block_bytes()
     if estimate.block_count <= 0 or per_block <= 0:
         return None
@@ -113,7 +119,7 @@ def layer_split_candidate(estimate: ResourceEstimate, worker: WorkerSnapshot) ->
     room = 0
     for k in range(1, len(ranked) + 1):
         room += frees[ranked[k - 1].index] - fixed
-        if k < 2 or room < need:  # not even the bytes fit: no need to count whole blocks
+        if k < (len(ranked) if all_gpus else 2) or room < need:  # not even the bytes fit: no need to count blocks
             continue
         chosen = sorted(ranked[:k], key=lambda g: g.index)
         free = [frees[g.index] for g in chosen]

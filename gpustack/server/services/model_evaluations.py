@@ -46,9 +46,8 @@ def _evaluate(model: Model, estimated: Estimated, cluster: Cluster) -> ModelEval
     except ValueError as exc:
         return ModelEvaluationResult(compatible=False, compatibility_messages=[str(exc)], estimate=terms)
     if not isinstance(result, Candidate):
-        reasons = sorted((f"{name}: {why}" for name, why in result.reasons.items()), key=len)
         return ModelEvaluationResult(
-            compatible=False, scheduling_messages=reasons or [result.message], compatibility_messages=notes,
+            compatible=False, scheduling_messages=result.lines() or [result.message], compatibility_messages=notes,
             estimate=terms,
         )  # fmt: skip
     claim = claim_of(result, estimated)

@@ -24,6 +24,7 @@ from gpustack.server.controllers.models import reconcile_models
 from gpustack.server.controllers.scheduling import SchedulingController, estimate_model
 from gpustack.server.db import Database
 from gpustack.server.events import EventBus
+from tests.scheduler._safetensors import LLAMA3_8B, write_model_dir
 
 GiB = 1 << 30
 
@@ -185,6 +186,33 @@ async def test_only_not_ready_workers_means_pending_with_reason(db: Database, ti
     [inst] = await instances(db, mid)
     assert inst.state == InstanceState.PENDING
     assert "w-down: worker is not_ready" in (inst.state_message or "")
+
+
+async def test_vllm_refusal_names_each_gpu_shortest_reason_first(db: Database, tmp_path: Path) -> None:
+    """A Llama-3-8B directory for vLLM on a 4090 (6 GiB used elsewhere) + 4080 worker and a worker that is down."""
+    write_model_dir(tmp_path / "llama-3-8b", LLAMA3_8B)
+    status = WorkerStatus(
+        cpu=CPUInfo(total=16),
+        memory=MemoryInfo(total=64 * GiB),
+        gpu_devices=[
+            GPUDevice(index=0, name="RTX 4090", memory_total=24 * GiB, memory_used=6 * GiB),
+            GPUDevice(index=1, name="RTX 4080", memory_total=16 * GiB),
+        ],
+    )
+    async with db.session() as session:
+        session.add(Worker(name="busy-mixed", ip="10.0.0.9", state=WorkerState.READY, status=status.model_dump()))
+        await session.commit()
+    await add_worker(db, "w-down", [80 * GiB], state=WorkerState.NOT_READY)
+    mid = await add_model(db, "vllm-8b", tmp_path / "llama-3-8b", 1, backend=BackendEnum.VLLM)
+
+    await SchedulingController(db).reconcile()
+
+    [inst] = await instances(db, mid)
+    assert inst.state == InstanceState.PENDING
+    assert inst.state_message == (
+        "No worker can take this instance. w-down: worker is not_ready; busy-mixed: needs 19.9 GiB VRAM; "
+        "its 1 qualifying GPU holds 14.4 GiB at 0.9 of each; GPU 0 RTX 4090: 17.8 GiB allocatable < 0.9 × 24.0 GiB"
+    )
 
 
 async def test_one_pass_does_not_double_book_a_gpu(db: Database, tiny_gguf: Path, need: int) -> None:
