@@ -64,9 +64,10 @@ async def _estimated(session: AsyncSession, model: Model, secret_key: bytes) -> 
         return await asyncio.to_thread(estimate_model, model)
     row = (await cached_metadata(session=session, keys=[request.cache_key])).get(request.cache_key)
     if row is not None:
+        meta = ModelMetadata.from_dict(row.data)  # read before the rollback expires the row
         await session.rollback()
         source = "worker" if request.source == "worker" else "cache"
-        return await asyncio.to_thread(estimate_model, model, (ModelMetadata.from_dict(row.data), source))
+        return await asyncio.to_thread(estimate_model, model, (meta, source))
     targets = worker_targets(request, model, await ready_workers(session), secret_key)
     await session.rollback()
     try:
