@@ -23,7 +23,8 @@ MODEL_DIR = "worker-only-model-7f3a"
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, Path, dict[str, Any]]]:
     root = tmp_path_factory.mktemp("worker-meta")
     worker_cwd = root / "worker-cwd"
-    real = write_tiny_gguf((worker_cwd / MODEL_DIR).mkdir(parents=True) or worker_cwd / MODEL_DIR / "tiny.gguf")
+    (worker_cwd / MODEL_DIR).mkdir(parents=True)
+    real = write_tiny_gguf(worker_cwd / MODEL_DIR / "tiny.gguf")
     cluster = Cluster(root)
     try:
         cluster.start_server()

@@ -109,9 +109,9 @@ class MetadataController:
         schedulable = (InstanceState.PENDING, InstanceState.ANALYZING)
         ids = select(ModelInstance.model_id).where(col(ModelInstance.state).in_(schedulable))
         models = (await session.execute(select(Model).where(col(Model.id).in_(ids)))).scalars().all()
+        found = await asyncio.to_thread(lambda: [(metadata_request(m), m) for m in models])  # stats local paths
         requests: dict[str, tuple[MetadataRequest, Model]] = {}
-        for model in models:
-            request = await asyncio.to_thread(metadata_request, model)
+        for request, model in found:
             if request is not None:
                 requests.setdefault(request.cache_key, (request, model))
         cached = await cached_metadata(session=session, keys=requests)

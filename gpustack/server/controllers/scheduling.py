@@ -269,11 +269,8 @@ class Remote:
 
 async def load_remote(session: AsyncSession, models: dict[int, Model]) -> Remote:
     """Which models need hub or worker metadata, and what the cache holds for them (no network I/O)."""
-    requests = {}
-    for model_id, model in models.items():
-        request = await asyncio.to_thread(metadata_request, model)
-        if request is not None:
-            requests[model_id] = request
+    found = await asyncio.to_thread(lambda: {mid: metadata_request(m) for mid, m in models.items()})  # stats
+    requests = {mid: request for mid, request in found.items() if request is not None}
     rows = await cached_metadata(session=session, keys=(r.cache_key for r in requests.values()))
     return Remote(requests, rows)
 
