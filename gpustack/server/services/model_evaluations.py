@@ -1,6 +1,7 @@
 """Model evaluation: runs the scheduler's own pipeline for model specs without creating anything."""
 
 import asyncio
+import time
 from typing import Any
 
 from pydantic import ValidationError
@@ -30,6 +31,7 @@ from gpustack.server.controllers.scheduling import Cluster, claim_of, load_clust
 from gpustack.server.services.model_metadata import cached_metadata, store_metadata
 
 FETCH_TIMEOUT_SECONDS = 10.0
+FETCH_BUDGET_SECONDS = 30.0  # per evaluation call: specs beyond it are answered without fetching
 UNAVAILABLE = "unavailable"  # no metadata could be had: the estimate's source when a hub or worker failed
 
 PLACEHOLDER_NAME = "evaluation"
@@ -49,15 +51,16 @@ async def evaluate_models(
         except ValidationError as exc:
             results.append(ModelEvaluationResult(compatible=False, error=True, error_message=_first_error(exc)))
     out = []
+    deadline = time.monotonic() + FETCH_BUDGET_SECONDS
     for item in results:
         if isinstance(item, Model):
-            estimated = await _estimated(session, item, secret_key)
+            estimated = await _estimated(session, item, secret_key, deadline)
             item = _evaluate(item, estimated, cluster)
         out.append(item)
     return ModelEvaluationResponse(results=out)
 
 
-async def _estimated(session: AsyncSession, model: Model, secret_key: bytes) -> Estimated:
+async def _estimated(session: AsyncSession, model: Model, secret_key: bytes, deadline: float) -> Estimated:
     request = await asyncio.to_thread(metadata_request, model)
     if request is None:
         await session.rollback()  # no transaction stays open while models are read from disk
@@ -68,12 +71,25 @@ async def _estimated(session: AsyncSession, model: Model, secret_key: bytes) -> 
         await session.rollback()
         source = "worker" if request.source == "worker" else "cache"
         return await asyncio.to_thread(estimate_model, model, (meta, source))
+    return await _fetch(session, model, request, secret_key, deadline)
+
+
+async def _fetch(
+    session: AsyncSession, model: Model, request: MetadataRequest, secret_key: bytes, deadline: float
+) -> Estimated:
+    """Metadata the cache lacks, fetched now (no transaction open meanwhile) and stored."""
     targets = worker_targets(request, model, await ready_workers(session), secret_key)
     await session.rollback()
-    try:
-        meta, sha = await asyncio.wait_for(
-            fetch_metadata(request, targets, FETCH_TIMEOUT_SECONDS), 3 * FETCH_TIMEOUT_SECONDS
+    budget = deadline - time.monotonic()
+    if budget <= 0:
+        return Estimated(
+            UNKNOWN,
+            f"{request.where} was not asked: this evaluation spent its {FETCH_BUDGET_SECONDS:.0f} s "
+            "for fetching metadata; evaluate this spec again (what was fetched is cached)",
+            UNAVAILABLE,
         )
+    try:
+        meta, sha = await asyncio.wait_for(fetch_metadata(request, targets, FETCH_TIMEOUT_SECONDS), budget)
     except FETCH_ERRORS as exc:
         return Estimated(UNKNOWN, _unreachable(request, exc), UNAVAILABLE)
     await store_metadata(
@@ -85,9 +101,10 @@ async def _estimated(session: AsyncSession, model: Model, secret_key: bytes) -> 
 
 def _unreachable(request: MetadataRequest, exc: BaseException) -> str:
     what = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else 'timed out'}"
+    fix = "put the files on a ready worker" if request.source == "worker" else "deploy it from a local_path"
     return (
         f"cannot get the model's metadata from {request.where} ({what}); set env GPUSTACK_VRAM_CLAIM on the model "
-        "(the bytes one replica needs) or deploy it from a local_path"
+        f"(the bytes one replica needs) or {fix}"
     )
 
 
