@@ -6,12 +6,13 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from gpustack.scheduler.estimate.metadata import VRAM_CLAIM_ENV, ModelMetadata
+from gpustack.schemas.common import utcnow
 from gpustack.schemas.instances import InstanceState, ModelInstance
 from gpustack.schemas.model_files import ModelFile, ModelFileState
 from gpustack.schemas.models import Model
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 FIRST_RETRY_SECONDS = 5.0
 MAX_RETRY_SECONDS = 300.0
 CONCURRENT_FETCHES = 4
+REFRESH_AFTER_SECONDS = 24 * 3600.0  # a cached row older than this is fetched again (and used until then)
 
 
 @dataclass
@@ -85,8 +87,17 @@ class MetadataController:
     """Each pass: the metadata that pending instances' models need and the cache lacks is fetched
     (hub listing + config.json + headers, or a worker's answer) and stored; failures back off."""
 
-    def __init__(self, db: Database, status: MetadataStatus, *, secret_key: bytes, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        status: MetadataStatus,
+        *,
+        secret_key: bytes,
+        timeout: float = 10.0,
+        refresh_after: float = REFRESH_AFTER_SECONDS,
+    ) -> None:
         self.db, self.status, self.secret_key, self.timeout = db, status, secret_key, timeout
+        self.refresh_after = refresh_after
 
     async def reconcile(self) -> None:
         async with self.db.session() as session:
@@ -105,7 +116,8 @@ class MetadataController:
                 self.status.succeeded(request.cache_key)
 
     async def _wanted(self, session: AsyncSession) -> list[tuple[MetadataRequest, list[WorkerTarget]]]:
-        """Requests of models with schedulable instances that are not cached and are due for a try."""
+        """Requests of models with schedulable instances that are not cached (or cached longer than
+        `refresh_after` ago) and are due for a try."""
         schedulable = (InstanceState.PENDING, InstanceState.ANALYZING)
         ids = select(ModelInstance.model_id).where(col(ModelInstance.state).in_(schedulable))
         models = (await session.execute(select(Model).where(col(Model.id).in_(ids)))).scalars().all()
@@ -115,8 +127,10 @@ class MetadataController:
             if request is not None:
                 requests.setdefault(request.cache_key, (request, model))
         cached = await cached_metadata(session=session, keys=requests)
+        stale = utcnow() - timedelta(seconds=self.refresh_after)  # a branch moves: ask again, using the row meanwhile
+        fresh = {key for key, row in cached.items() if row.updated_at > stale}
         now = time.monotonic()
-        todo = [(r, m) for key, (r, m) in requests.items() if key not in cached and self.status.due(key, now)]
+        todo = [(r, m) for key, (r, m) in requests.items() if key not in fresh and self.status.due(key, now)]
         if not any(r.source == "worker" for r, _ in todo):
             return [(r, []) for r, _ in todo]
         workers = await ready_workers(session)

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from gpustack.scheduler.estimate.metadata import ModelMetadata
+from gpustack.schemas.common import utcnow
 from gpustack.schemas.model_metadata import ModelMetadataCache, metadata_cache_key
 
 
@@ -38,7 +39,7 @@ async def store_metadata(
                 cache_key=key, source=source, repo_id=repo_id, revision=revision, selection=selection
             )
             session.add(row)
-        row.commit_sha, row.data = commit_sha, metadata.to_dict()
+        row.commit_sha, row.data, row.updated_at = commit_sha, metadata.to_dict(), utcnow()  # refreshed even if equal
         try:
             await session.commit()
             return row

@@ -184,9 +184,13 @@ async def test_the_cached_metadata_is_reused_once_the_hub_is_gone(
         status = MetadataStatus()
         mid = await add_model(clean, "llama-again", **hf_model())
         await MetadataController(clean, status, secret_key=SECRET, timeout=0.3).reconcile()
+        assert silent.accepted == [] and status.attempts == {}  # a fresh row: the hub is not asked
+
+        stale = MetadataController(clean, status, secret_key=SECRET, timeout=0.3, refresh_after=0)
+        await stale.reconcile()  # an old row is asked for again; the failure leaves the row in use
+        assert len(silent.accepted) == 1 and status.attempts
         await SchedulingController(clean, status).reconcile()
 
-        assert silent.accepted == [] and status.attempts == {}
         placed = await instance_of(clean, mid)
         estimate = ComputedResourceClaim.model_validate(placed.computed_resource_claim).estimate
         assert placed.state == InstanceState.SCHEDULED and estimate is not None and estimate["source"] == "cache"
