@@ -45,6 +45,8 @@ def estimate_key(model: Model) -> tuple[object, ...]:
         model.local_path,
         model.huggingface_repo_id,
         model.huggingface_filename,
+        model.model_scope_model_id,
+        model.model_scope_file_path,
         model.backend,
         tuple(model.backend_parameters),
         model.env.get(VRAM_CLAIM_ENV),
@@ -133,13 +135,13 @@ class SchedulingController:
         metadata a hub or worker has not given yet)."""
         out, failed = {}, {}
         for model_id, model in models.items():
-            key = self._key(model, remote)
             request = remote.requests.get(model_id)
-            if key is None and request is not None:
+            row = remote.rows.get(request.cache_key) if request is not None else None
+            key = self._key(model, remote)
+            if request is not None and (row is None or key is None):
                 failed[model_id] = self.metadata.message(request)
                 continue
-            assert key is not None
-            row = remote.rows.get(request.cache_key) if request is not None else None
+            key = key or estimate_key(model)
             source = self._remote(request, row) if request is not None and row is not None else None
             if key not in self._cache and (reason := await self._estimate(model, key, source)):
                 failed[model_id] = reason
