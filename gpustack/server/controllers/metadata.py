@@ -59,6 +59,10 @@ class MetadataStatus:
         attempt.error, attempt.next_try = error, now + delay
         attempt.next_try_wall = datetime.fromtimestamp(time.time() + delay, UTC).strftime("%H:%M:%S UTC")
 
+    def forget_all_but(self, keys: set[str]) -> None:
+        """Drop the failures of requests no pending instance needs any more (memory stays bounded)."""
+        self.attempts = {k: v for k, v in self.attempts.items() if k in keys}
+
     def succeeded(self, key: str) -> None:
         self.attempts.pop(key, None)
         self.fetched.add(key)
@@ -126,6 +130,7 @@ class MetadataController:
         for request, model in found:
             if request is not None:
                 requests.setdefault(request.cache_key, (request, model))
+        self.status.forget_all_but(set(requests))
         cached = await cached_metadata(session=session, keys=requests)
         stale = utcnow() - timedelta(seconds=self.refresh_after)  # a branch moves: ask again, using the row meanwhile
         fresh = {key for key, row in cached.items() if row.updated_at > stale}
