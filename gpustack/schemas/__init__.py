@@ -9,6 +9,7 @@ def load_all() -> None:
         inference_backends,
         instances,
         model_files,
+        model_metadata,
         models,
         usage,
         users,

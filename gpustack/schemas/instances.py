@@ -61,6 +61,9 @@ class ComputedResourceClaim(BaseModel):
     # bytes: weights_gpu, kv_cache_gpu, compute_gpu, runtime_overhead_gpu, weights_host, kv_cache_host,
     # compute_host (the *_gpu terms add up to the VRAM claimed, the *_host terms to the RAM)
     terms: dict[str, int] = {}
+    # the model's estimate: weights, kv_cache, compute, total, gpustack_floor (GPUStack's rule for the same
+    # weights) in bytes, and source: override | local | hub | cache | worker
+    estimate: dict[str, Any] | None = None
 
 
 class ModelInstanceBase(SQLModel):

@@ -31,7 +31,9 @@ class ModelEvaluationResult(BaseModel):
     default_spec: dict[str, Any] | None = None
     resource_claim: ResourceClaim | None = None
     placement: Placement | None = None
-    estimate: dict[str, int] | None = None  # the estimate's terms, bytes
+    # the estimate's terms in bytes, GPUStack's rule for the same weights (gpustack_floor), and its source
+    # (override | local | hub | cache | worker)
+    estimate: dict[str, Any] | None = None
     error: bool | None = None
     error_message: str | None = None
 

@@ -11,6 +11,7 @@ from sqlmodel import Field, SQLModel
 
 from gpustack.compat.enums import drop_nulls, lenient
 from gpustack.engines import known_models, mindie
+from gpustack.scheduler.estimate.metadata import vram_claim_override
 from gpustack.scheduler.selectors.parallel import selection_problem
 from gpustack.schemas.clusters import DEFAULT_CLUSTER_ID, ClusterScoped
 from gpustack.schemas.common import NO_ID_REUSE, created_at_field, enum_field, json_field, updated_at_field
@@ -134,6 +135,7 @@ def _check_source(spec: "ModelCreate | ModelUpdate") -> None:
         )
     if spec.backend == BackendEnum.MINDIE:
         mindie.validate(spec.backend_parameters)
+    vram_claim_override(spec.env)  # a user's claim must be a size one replica could need
     for item in spec.gpu_selector:
         worker, sep, index = item.rpartition(":")
         if not sep or not worker or not index.isdigit():

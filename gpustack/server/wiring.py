@@ -3,8 +3,10 @@
 from fastapi import FastAPI
 
 from gpustack.core.tasks import TaskGroup
+from gpustack.schemas.model_metadata import ModelMetadataCachePublic
 from gpustack.server.app import StartHook
 from gpustack.server.controllers.loop import reconcile_forever
+from gpustack.server.controllers.metadata import MetadataController, MetadataStatus
 from gpustack.server.controllers.models import reconcile_models
 from gpustack.server.controllers.observe import count_decisions, refresh_state_gauges, sample_history
 from gpustack.server.controllers.scheduling import SchedulingController
@@ -13,7 +15,10 @@ from gpustack.server.controllers.workers import WorkerLiveness
 
 def start_controllers(app: FastAPI, tasks: TaskGroup) -> None:
     config, db, bus = app.state.config, app.state.db, app.state.bus
-    scheduler = SchedulingController(db)
+    bus.register("model_metadata_cache", ModelMetadataCachePublic)  # a stored row wakes the scheduler
+    status = MetadataStatus()
+    scheduler = SchedulingController(db, status)
+    fetcher = MetadataController(db, status, secret_key=app.state.secret_key)
     tasks.spawn(
         "model-controller",
         lambda: reconcile_forever(
@@ -27,8 +32,18 @@ def start_controllers(app: FastAPI, tasks: TaskGroup) -> None:
             scheduler.reconcile,
             period=config.scheduler_scan_seconds,
             bus=bus,
-            kinds=("model_instances", "workers"),
+            kinds=("model_instances", "workers", "model_metadata_cache"),
             debounce=0.2,
+        ),
+    )
+    tasks.spawn(
+        "model-metadata",
+        lambda: reconcile_forever(
+            "model-metadata",
+            fetcher.reconcile,
+            period=config.scheduler_scan_seconds,
+            bus=bus,
+            kinds=("models", "model_instances"),
         ),
     )
     check_every = max(0.5, min(5.0, config.heartbeat_grace_seconds / 3))

@@ -18,6 +18,7 @@ from gpustack.schemas.instances import InstanceState
 from gpustack.worker.logs import follow, read_tail
 from gpustack.worker.metrics import ProxyTimer, WorkerMetrics
 from gpustack.worker.metrics_routes import engines_metrics, instance_metrics, worker_metrics
+from gpustack.worker.model_metadata import model_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -201,4 +202,5 @@ def create_proxy_app(
     app.add_api_route("/healthz", healthz, methods=["GET"])
     app.add_api_route("/proxy/{instance_id}/{path:path}", proxy, methods=PROXY_METHODS, dependencies=authorized)
     app.add_api_route("/instances/{instance_id}/logs", logs, methods=["GET"], dependencies=authorized)
+    app.add_api_route("/model-metadata", model_metadata, methods=["GET"], dependencies=authorized)
     return app

@@ -54,7 +54,7 @@ class Cluster:
     env: dict[str, str] = field(default_factory=dict)  # GPUSTACK_* overrides of FAST_LOOPS
     _args: dict[str, list[str]] = field(default_factory=dict)
 
-    def _spawn(self, name: str, args: list[str]) -> Proc:
+    def _spawn(self, name: str, args: list[str], cwd: Path | None = None) -> Proc:
         log = self.root / f"{name}.log"
         if log.exists():  # a restarted process: keep the earlier run's output
             log.rename(log.with_suffix(f".{time.monotonic_ns()}.log"))
@@ -65,6 +65,7 @@ class Cluster:
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
             env=env,
+            cwd=cwd,
             start_new_session=True,
         )
         proc = Proc(name, popen, log)
@@ -101,12 +102,13 @@ class Cluster:
             wait_ready(self.url, alive=lambda: proc.popen.poll() is None)
         return proc
 
-    def start_worker(self, name: str, port_base: int, extra: tuple[str, ...] = ()) -> Proc:
+    def start_worker(self, name: str, port_base: int, extra: tuple[str, ...] = (), cwd: Path | None = None) -> Proc:
+        """A worker process; `cwd` gives it a working directory of its own (/proc/self/cwd differs)."""
         return self._spawn(name, [
             "--server-url", self.url, "--token", self.token, "--worker-name", name,
             "--data-dir", str(self.root / name), "--host", "127.0.0.1", "--worker-ip", "127.0.0.1",
             "--worker-port", str(free_port()), "--instance-port-range", f"{port_base}-{port_base + 49}", *extra,
-        ])  # fmt: skip
+        ], cwd=cwd)  # fmt: skip
 
     def admin(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, auth=("admin", ADMIN_PASSWORD), timeout=30)

@@ -76,7 +76,23 @@ def estimate_gguf(
     """
     parts = split_parts(Path(path))
     headers = [_open(part) for part in parts]
-    head, head_path = headers[0], parts[0]
+    return estimate_gguf_headers(
+        headers, source=parts[0], context_size=context_size, backend_parameters=backend_parameters
+    )
+
+
+def estimate_gguf_headers(
+    headers: Sequence[GGUFHeader],
+    *,
+    source: str | Path,
+    context_size: int | None = None,
+    backend_parameters: Sequence[str] = (),
+) -> ResourceEstimate:
+    """`estimate_gguf` from headers already read (every part of a split GGUF, the first first), e.g. by
+    the worker that has the file; `source` names it in errors."""
+    if not headers:
+        raise ValueError(f"{source}: no GGUF header")
+    head, head_path = headers[0], Path(source)
     arch = _require_str(head, "general.architecture", head_path)
     n_blocks = _require_int(head, f"{arch}.block_count", head_path)
     embd = _int(head, f"{arch}.embedding_length") or 0

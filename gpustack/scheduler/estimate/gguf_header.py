@@ -8,7 +8,7 @@ up to `MAX_ARRAY` items (per-layer head counts), and only counts the items of lo
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
@@ -116,27 +116,51 @@ def read_header(path: Path) -> GGUFHeader:
     with open(path, "rb", buffering=1 << 20) as fh:
         size = fh.seek(0, 2)
         fh.seek(0)
-        reader = _Reader(fh)
-        if reader.take(4) != MAGIC:
-            raise ValueError("not a GGUF file (bad magic)")
-        version = reader.uint("I")
-        if version not in (2, 3):
-            raise ValueError(f"unsupported GGUF version {version}")
-        n_tensors, n_kv = reader.uint(), reader.uint()
-        header = GGUFHeader(metadata={}, array_lengths={})
-        for _ in range(n_kv):
-            key, kind = reader.string(), reader.uint("I")
-            if kind == _ARRAY:
-                _array(reader, key, header)
-            else:
-                header.metadata[key] = _value(reader, kind)
-        ends = []
-        for _ in range(n_tensors):
-            info, offset = _tensor(reader)
-            header.tensors.append(info)
-            ends.append(offset + info.n_bytes)
-        alignment = int(header.metadata.get("general.alignment", DEFAULT_ALIGNMENT))  # type: ignore[arg-type]
-        data_start = -(-fh.tell() // alignment) * alignment
+        return read_header_from(fh, size)
+
+
+def read_header_from(fh: BinaryIO, size: int) -> GGUFHeader:
+    """`read_header` from any seekable reader positioned at 0 of a file of `size` bytes (e.g. ranged HTTP)."""
+    reader = _Reader(fh)
+    if reader.take(4) != MAGIC:
+        raise ValueError("not a GGUF file (bad magic)")
+    version = reader.uint("I")
+    if version not in (2, 3):
+        raise ValueError(f"unsupported GGUF version {version}")
+    n_tensors, n_kv = reader.uint(), reader.uint()
+    header = GGUFHeader(metadata={}, array_lengths={})
+    for _ in range(n_kv):
+        key, kind = reader.string(), reader.uint("I")
+        if kind == _ARRAY:
+            _array(reader, key, header)
+        else:
+            header.metadata[key] = _value(reader, kind)
+    ends = []
+    for _ in range(n_tensors):
+        info, offset = _tensor(reader)
+        header.tensors.append(info)
+        ends.append(offset + info.n_bytes)
+    alignment = int(header.metadata.get("general.alignment", DEFAULT_ALIGNMENT))  # type: ignore[arg-type]
+    data_start = -(-fh.tell() // alignment) * alignment
     if ends and data_start + max(ends) > size:
         raise ValueError(f"tensor data ends past the end of the file ({size} bytes)")
     return header
+
+
+def header_to_dict(header: GGUFHeader) -> dict[str, Any]:
+    """A JSON-able summary of a header (what the estimate reads; tokenizer fields left out), for a worker's
+    answer or the metadata cache."""
+    return {
+        "metadata": {k: v for k, v in header.metadata.items() if not k.startswith("tokenizer.")},
+        "array_lengths": dict(header.array_lengths),
+        "tensors": [[t.name, t.n_elements, t.n_bytes] for t in header.tensors],
+    }
+
+
+def header_from_dict(data: dict[str, Any]) -> GGUFHeader:
+    """The inverse of `header_to_dict`; ValueError when the summary is malformed."""
+    try:
+        tensors = [TensorInfo(str(name), int(elements), int(size)) for name, elements, size in data["tensors"]]
+        return GGUFHeader(metadata=dict(data["metadata"]), array_lengths=dict(data["array_lengths"]), tensors=tensors)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"malformed GGUF header summary ({exc})") from exc

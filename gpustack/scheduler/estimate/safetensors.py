@@ -175,8 +175,27 @@ def estimate_model_dir(
 ) -> ResourceEstimate:
     """Estimate for an engine that loads the whole model on its GPUs (vLLM, SGLang...); unlayered."""
     directory = Path(directory)
-    shape = ModelShape.from_config(read_config(directory))
-    weights = weights_bytes(directory)
+    config = read_config(directory)
+    return estimate_from_config(
+        config,
+        weights_bytes(directory),
+        category=category,
+        context_size=context_size,
+        backend_parameters=backend_parameters,
+    )
+
+
+def estimate_from_config(
+    config: dict[str, Any],
+    weights: int,
+    *,
+    category: str = "llm",
+    context_size: int | None = None,
+    backend_parameters: Sequence[str] = (),
+) -> ResourceEstimate:
+    """The estimate from a config.json and the weights' byte size, wherever they were read (a directory,
+    a hub's file listing, a worker's answer): the same terms for the same numbers."""
+    shape = ModelShape.from_config(config)
     ctx = resolve_context(shape, context_size, backend_parameters)
     kv = shape.kv_bytes_per_token(_kv_element_bytes(shape, backend_parameters)) * ctx if category == "llm" else 0
     compute = max(0, floor_bytes(weights, category) - weights - kv)

@@ -7,79 +7,35 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from gpustack.scheduler.estimate.gguf import estimate_gguf
-from gpustack.scheduler.estimate.safetensors import estimate_model_dir
+from gpustack.scheduler.estimate.metadata import VRAM_CLAIM_ENV, ModelMetadata
 from gpustack.scheduler.scheduler import apply_claim, schedule
-from gpustack.scheduler.types import Candidate, ModelSnapshot, ResourceEstimate, WorkerSnapshot
+from gpustack.scheduler.types import Candidate, ModelSnapshot, WorkerSnapshot
 from gpustack.schemas.instances import ComputedResourceClaim, InstanceState, ModelInstance
 from gpustack.schemas.model_files import ModelFile, ModelFileState
-from gpustack.schemas.models import BackendEnum, Model, SourceEnum, source_key
+from gpustack.schemas.model_metadata import ModelMetadataCache
+from gpustack.schemas.models import Model, source_key
 from gpustack.schemas.workers import Worker
+from gpustack.server.controllers.estimates import (
+    Estimated,
+    MetadataRequest,
+    estimate_model,
+    estimate_terms,
+    metadata_request,
+)
+from gpustack.server.controllers.metadata import MetadataStatus
 from gpustack.server.controllers.snapshots import model_snapshot, worker_snapshots
 from gpustack.server.db import Database
+from gpustack.server.services.model_metadata import cached_metadata
 
 logger = logging.getLogger(__name__)
 
-UNKNOWN = ResourceEstimate(weights_bytes=0)
 _SCHEDULABLE = (InstanceState.PENDING, InstanceState.ANALYZING)
 FAILED_RETRY_SECONDS = 30.0  # a model whose estimate failed is probed again after this long
-
-
-@dataclass(frozen=True)
-class Estimated:
-    estimate: ResourceEstimate
-    note: str | None  # why the estimate is unknown, shown to users
-
-
-def _gguf_file(model: Model) -> Path | None:
-    if model.source != SourceEnum.LOCAL_PATH or not model.local_path:
-        return None
-    path = Path(model.local_path)
-    if path.is_dir():
-        files = sorted(path.glob("*.gguf"))
-        return files[0] if files else None
-    return path if path.suffix == ".gguf" else None
-
-
-GGUF_BACKENDS = (BackendEnum.LLAMA_BOX, BackendEnum.CUSTOM)
-NO_ESTIMATE = "memory estimate unavailable for this source/backend; placed without a check"
-
-
-def estimate_model(model: Model) -> Estimated:
-    """Reads GGUF metadata, or a model directory's config.json and weight headers, where the server can see
-    them; otherwise places without a memory check (and says so)."""
-    if model.backend not in GGUF_BACKENDS:
-        return _estimate_directory(model)
-    path = _gguf_file(model)
-    if path is None:
-        return Estimated(UNKNOWN, NO_ESTIMATE)
-    if not path.exists():
-        return Estimated(UNKNOWN, f"{path} is not on the server; placed without a memory check")
-    try:
-        return Estimated(estimate_gguf(path, backend_parameters=model.backend_parameters), None)
-    except ValueError as exc:
-        return Estimated(UNKNOWN, f"cannot estimate memory: {exc}")
-
-
-def _estimate_directory(model: Model) -> Estimated:
-    """A Hugging Face style directory (config.json + weights) given as local_path."""
-    if model.source != SourceEnum.LOCAL_PATH or not model.local_path:
-        return Estimated(UNKNOWN, NO_ESTIMATE)
-    directory = Path(model.local_path)
-    if not (directory / "config.json").is_file():
-        return Estimated(UNKNOWN, f"{directory}/config.json is not on the server; placed without a memory check")
-    category = model.categories[0] if model.categories else "llm"
-    try:
-        estimate = estimate_model_dir(directory, category=category, backend_parameters=model.backend_parameters)
-    except ValueError as exc:
-        return Estimated(UNKNOWN, f"cannot estimate memory: {exc}")
-    return Estimated(estimate, None)
 
 
 def estimate_key(model: Model) -> tuple[object, ...]:
@@ -89,8 +45,12 @@ def estimate_key(model: Model) -> tuple[object, ...]:
         model.local_path,
         model.huggingface_repo_id,
         model.huggingface_filename,
+        model.model_scope_model_id,
+        model.model_scope_file_path,
         model.backend,
         tuple(model.backend_parameters),
+        model.env.get(VRAM_CLAIM_ENV),
+        tuple(model.categories[:1]),
     )
 
 
@@ -150,30 +110,59 @@ class SchedulingController:
     own instances pending with the reason; every other model is still scheduled.
     """
 
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, metadata: MetadataStatus | None = None):
         self.db = db
+        self.metadata = metadata or MetadataStatus()  # shared with the metadata controller that fills the cache
         self._cache: dict[tuple[object, ...], Estimated] = {}
         self._failed: dict[tuple[object, ...], tuple[str, float]] = {}  # key -> (reason, when)
         self._refused: dict[int, tuple[object, ...]] = {}  # instance id -> decision key of its refusal
 
-    async def _estimates(self, models: dict[int, Model]) -> tuple[dict[int, Estimated], dict[int, str]]:
-        """Estimates per model id, and the reasons of the models that could not be estimated."""
+    def _key(self, model: Model, remote: "Remote") -> tuple[object, ...] | None:
+        """The estimate cache key of `model`; None while a hub or worker has not given its metadata."""
+        key = estimate_key(model)
+        request = remote.requests.get(model.id)  # type: ignore[arg-type]
+        if request is None:
+            return key
+        row = remote.rows.get(request.cache_key)
+        if row is None:
+            return None
+        return (*key, request.cache_key, str(row.updated_at), request.cache_key in self.metadata.fetched)
+
+    async def _estimates(
+        self, models: dict[int, Model], remote: "Remote"
+    ) -> tuple[dict[int, Estimated], dict[int, str]]:
+        """Estimates per model id, and the reasons of the models that could not be estimated (or whose
+        metadata a hub or worker has not given yet)."""
         out, failed = {}, {}
         for model_id, model in models.items():
-            key = estimate_key(model)
-            if key not in self._cache and (reason := await self._estimate(model, key)):
+            request = remote.requests.get(model_id)
+            row = remote.rows.get(request.cache_key) if request is not None else None
+            key = self._key(model, remote)
+            if request is not None and (row is None or key is None):
+                failed[model_id] = self.metadata.message(request)
+                continue
+            key = key or estimate_key(model)
+            source = self._remote(request, row) if request is not None and row is not None else None
+            if key not in self._cache and (reason := await self._estimate(model, key, source)):
                 failed[model_id] = reason
             else:
                 out[model_id] = self._cache[key]
         return out, failed
 
-    async def _estimate(self, model: Model, key: tuple[object, ...]) -> str | None:
+    def _remote(self, request: MetadataRequest, row: ModelMetadataCache) -> tuple[ModelMetadata, str]:
+        if request.source == "worker":
+            return ModelMetadata.from_dict(row.data), "worker"
+        return ModelMetadata.from_dict(row.data), "hub" if request.cache_key in self.metadata.fetched else "cache"
+
+    async def _estimate(
+        self, model: Model, key: tuple[object, ...], remote: tuple[ModelMetadata, str] | None = None
+    ) -> str | None:
         """Fill the cache for `key`; on failure the reason (re-probed after FAILED_RETRY_SECONDS)."""
         known = self._failed.get(key)
         if known is not None and time.monotonic() - known[1] < FAILED_RETRY_SECONDS:
             return known[0]
         try:
-            self._cache[key] = await asyncio.to_thread(estimate_model, model)
+            self._cache[key] = await asyncio.to_thread(estimate_model, model, remote)
         except Exception as exc:  # per-model boundary: one bad model must not stop the others
             reason = _estimate_failure(model, exc)
             if known is None or known[0] != reason:
@@ -199,9 +188,10 @@ class SchedulingController:
             todo = await self._worth_evaluating(session, pending, models)
             if not todo:
                 return
+            remote = await load_remote(session, models)
             loaded = (await session.execute(select(ModelInstance).where(col(ModelInstance.id).in_(todo)))).scalars()
-            await self._mark_analyzing(session, loaded.all(), models)
-        estimates, failed = await self._estimates(models)
+            await self._mark_analyzing(session, loaded.all(), models, remote)
+        estimates, failed = await self._estimates(models, remote)
         async with self.db.session() as session:
             refusals = await self._place_all(session, todo, models, estimates, failed)
             await session.commit()
@@ -216,12 +206,14 @@ class SchedulingController:
         return sorted(iid for iid, mid in pending if mid in models and self._refused.get(iid) != keys[mid])
 
     async def _mark_analyzing(
-        self, session: AsyncSession, pending: Sequence[ModelInstance], models: dict[int, Model]
+        self, session: AsyncSession, pending: Sequence[ModelInstance], models: dict[int, Model], remote: "Remote"
     ) -> None:
-        """Instances whose model has no cached estimate show `analyzing` while it is computed."""
+        """Instances whose model has no cached estimate show `analyzing` while it is computed (not while
+        its metadata is awaited: they stay pending and say so)."""
         for inst in pending:
             model = models.get(inst.model_id)
-            if model is not None and (key := estimate_key(model)) not in self._cache and key not in self._failed:
+            key = self._key(model, remote) if model is not None else None
+            if key is not None and key not in self._cache and key not in self._failed:
                 inst.state = InstanceState.ANALYZING
                 inst.state_message = "estimating the memory the model needs"
         await session.commit()
@@ -269,6 +261,22 @@ class SchedulingController:
         }
 
 
+@dataclass(frozen=True)
+class Remote:
+    """The metadata requests of a pass's models (model id -> request) and the cached rows answering them."""
+
+    requests: dict[int, MetadataRequest]
+    rows: dict[str, ModelMetadataCache]
+
+
+async def load_remote(session: AsyncSession, models: dict[int, Model]) -> Remote:
+    """Which models need hub or worker metadata, and what the cache holds for them (no network I/O)."""
+    found = await asyncio.to_thread(lambda: {mid: metadata_request(m) for mid, m in models.items()})  # stats
+    requests = {mid: request for mid, request in found.items() if request is not None}
+    rows = await cached_metadata(session=session, keys=(r.cache_key for r in requests.values()))
+    return Remote(requests, rows)
+
+
 def _estimate_failure(model: Model, exc: Exception) -> str:
     """What the instance shows when its model cannot be estimated, with the next step."""
     if isinstance(exc, OSError):
@@ -297,6 +305,7 @@ def claim_of(cand: Candidate, est: Estimated) -> ComputedResourceClaim:
         context_size=est.estimate.context_size if known else None,
         vram_utilization=cand.vram_utilization,
         terms=dict(cand.terms),
+        estimate=estimate_terms(est),
     )
 
 

@@ -257,16 +257,18 @@ async def test_reconcile_leaves_placed_instances_alone(db: Database, tiny_gguf: 
     assert [(i.id, i.worker_id, i.gpu_indexes, i.updated_at) for i in await instances(db, mid)] == first
 
 
-async def test_unknown_estimate_is_placed_with_a_note(db: Database, tmp_path: Path) -> None:
-    wid = await add_worker(db, "w-note", [4 * GiB])
+async def test_a_path_the_server_cannot_read_waits_for_a_workers_measurement(db: Database, tmp_path: Path) -> None:
+    """No guess: the instance stays pending and says it waits for the workers (the metadata controller
+    asks them; tests/server/controllers/test_ctrl_metadata.py)."""
+    await add_worker(db, "w-note", [4 * GiB])
     missing = tmp_path / "absent.gguf"
     mid = await add_model(db, "not-here", missing, 1)
 
     await SchedulingController(db).reconcile()
 
     [inst] = await instances(db, mid)
-    assert (inst.state, inst.worker_id) == (InstanceState.SCHEDULED, wid)
-    assert inst.state_message == f"{missing} is not on the server; placed without a memory check"
+    assert (inst.state, inst.worker_id) == (InstanceState.PENDING, None)
+    assert inst.state_message and "waiting for the model's metadata from the workers" in inst.state_message
 
 
 def test_estimate_model_reads_gguf_metadata(tiny_gguf: Path) -> None:

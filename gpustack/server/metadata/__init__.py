@@ -1,0 +1,1 @@
+"""Model metadata for estimates from outside the server: hubs (Hugging Face, ModelScope) and workers."""
