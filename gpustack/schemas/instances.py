@@ -63,6 +63,28 @@ class ComputedResourceClaim(BaseModel):
     terms: dict[str, int] = {}
 
 
+class SubordinateWorker(BaseModel):
+    """One subordinate worker's part of a distributed instance (GPUStack's ModelInstanceSubordinateWorker):
+    where it runs and what it claimed (set by the scheduler), and the ports, pid and state of its process
+    (reported by that worker)."""
+
+    worker_id: int | None = None
+    worker_name: str | None = None
+    worker_ip: str | None = None
+    worker_ifname: str | None = None
+    total_gpus: int | None = None
+    gpu_type: str | None = None
+    gpu_indexes: list[int] = []
+    gpu_addresses: list[str] = []
+    computed_resource_claim: ComputedResourceClaim | None = None
+    download_progress: float | None = None
+    pid: int | None = None
+    ports: list[int] = []
+    arguments: list[str] = []
+    state: InstanceState = InstanceState.PENDING
+    state_message: str | None = None
+
+
 class ModelInstanceBase(SQLModel):
     name: str = Field(index=True, unique=True, max_length=255)
     source: SourceEnum = enum_field(SourceEnum.LOCAL_PATH)  # the model's, copied at creation (GPUStack's field)
