@@ -74,10 +74,10 @@ def _split(ctx: LaunchContext) -> list[str]:
     """Layers per device as the scheduler placed them (even when it did not say), for multi-device runs;
     with RPC servers the devices are the RPC servers first, then the local GPUs (llama.cpp's order)."""
     devices = len(ctx.rpc_servers) + len(ctx.gpu_indexes)
-    if devices < 2:
-        return []
-    if len(ctx.tensor_split) == devices:
+    if devices >= 2 and len(ctx.tensor_split) == devices:
         return [str(n) for n in ctx.tensor_split]
+    if ctx.rpc_servers or len(ctx.gpu_indexes) < 2:
+        return []  # with RPC servers but no recorded split, llama.cpp splits by each device's free memory
     return ["1"] * devices
 
 
