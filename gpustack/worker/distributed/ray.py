@@ -6,6 +6,7 @@ the head's GCS port, the node manager, object manager, runtime-env agent, dashbo
 HTTP), metrics export, and a short list of ports for Ray's worker processes.
 """
 
+import asyncio
 import sys
 from dataclasses import dataclass
 
@@ -49,7 +50,15 @@ def ray_command(ctx: LaunchContext) -> list[str]:
     return ["ray"] if ctx.image_name else [sys.executable, "-m", "ray.scripts.scripts"]
 
 
-def _node_flags(ip: str, gpus: int, ports: RayPorts, ctx: LaunchContext, num_cpus: int | None) -> list[str]:
+@dataclass(frozen=True)
+class RayLimits:
+    """What a node offers Ray beyond its GPUs (None: Ray's own detection)."""
+
+    num_cpus: int | None = None
+    object_store_bytes: int | None = None
+
+
+def _node_flags(ip: str, gpus: int, ports: RayPorts, ctx: LaunchContext, limits: RayLimits) -> list[str]:
     node_manager, object_manager, runtime_env, agent_grpc, agent_http, metrics = ports.node
     flags = [
         "--node-ip-address", ip,
@@ -63,8 +72,10 @@ def _node_flags(ip: str, gpus: int, ports: RayPorts, ctx: LaunchContext, num_cpu
         "--worker-port-list", ",".join(map(str, ports.workers)),
         "--temp-dir", str(ctx.work_dir / "ray"),
     ]  # fmt: skip
-    if num_cpus is not None:
-        flags += ["--num-cpus", str(num_cpus)]
+    if limits.num_cpus is not None:
+        flags += ["--num-cpus", str(limits.num_cpus)]
+    if limits.object_store_bytes is not None:
+        flags += ["--object-store-memory", str(limits.object_store_bytes)]
     return [*flags, "--disable-usage-stats", "--block"]
 
 
@@ -73,26 +84,26 @@ def _part(ctx: LaunchContext, argv: list[str], suffix: str) -> LaunchSpec:
     return LaunchSpec(**{**vars(spec), "name": f"{ctx.instance_name}-{suffix}", "port": 0, "health_path": ""})
 
 
-def ray_head_part(ctx: LaunchContext, topo: Topology, ports: RayPorts, num_cpus: int | None = None) -> PartSpec:
+def ray_head_part(ctx: LaunchContext, topo: Topology, ports: RayPorts, limits: RayLimits = RayLimits()) -> PartSpec:
     """`ray start --head --port GCS ... --block` on the main worker; ready when GCS accepts connections."""
     if ports.gcs is None:
         raise ValueError("the Ray head needs a GCS port")
     argv = [
         *ray_command(ctx), "start", "--head", "--port", str(ports.gcs), "--include-dashboard=false",
-        *_node_flags(topo.main.ip, len(topo.main.gpu_indexes), ports, ctx, num_cpus),
+        *_node_flags(topo.main.ip, len(topo.main.gpu_indexes), ports, ctx, limits),
     ]  # fmt: skip
     return PartSpec(_part(ctx, argv, "ray-head"), ready_port=ports.gcs, role="ray-head")
 
 
 def ray_worker_part(
-    ctx: LaunchContext, topo: Topology, rank: int, ports: RayPorts, num_cpus: int | None = None
+    ctx: LaunchContext, topo: Topology, rank: int, ports: RayPorts, limits: RayLimits = RayLimits()
 ) -> PartSpec:
     """`ray start --address=MAIN:GCS ... --block` on a subordinate; ready when its node manager listens."""
     head = RayPorts.from_list(topo.main.ports, head=True)
     node = topo.nodes[rank]
     argv = [
         *ray_command(ctx), "start", f"--address={topo.main.ip}:{head.gcs}",
-        *_node_flags(node.ip, len(node.gpu_indexes), ports, ctx, num_cpus),
+        *_node_flags(node.ip, len(node.gpu_indexes), ports, ctx, limits),
     ]  # fmt: skip
     return PartSpec(_part(ctx, argv, f"ray-worker-{rank}"), ready_port=ports.node[0], role="ray-worker")
 
@@ -108,3 +119,37 @@ def vllm_ray_spec(ctx: LaunchContext, topo: Topology) -> LaunchSpec:
     merged = merge_args(defaults, ctx.backend_parameters, ALIASES, PROTECTED)
     env = {"RAY_ADDRESS": f"{topo.main.ip}:{head.gcs}", "VLLM_HOST_IP": topo.main.ip}
     return base_spec(ctx, ["vllm", "serve", ctx.model_path, *merged], health_path="/health", env=env)
+
+
+ALIVE_NODES_SCRIPT = """
+import sys, ray
+ray.init(address=sys.argv[1], log_to_driver=False, logging_level="ERROR")
+print(sum(1 for node in ray.nodes() if node["Alive"]))
+"""
+
+
+async def alive_nodes(address: str, python: str = sys.executable, timeout: float = 60.0) -> int:
+    """How many nodes of the Ray cluster at `address` (GCS host:port) are alive, asked by a short-lived
+    driver process (the worker never imports Ray itself); 0 when the cluster cannot be reached."""
+    proc = await asyncio.create_subprocess_exec(
+        python, "-c", ALIVE_NODES_SCRIPT, address, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return 0
+    lines = out.decode().strip().splitlines()
+    return int(lines[-1]) if proc.returncode == 0 and lines and lines[-1].isdigit() else 0
+
+
+async def wait_for_nodes(address: str, nodes: int, timeout: float, poll: float = 1.0) -> None:
+    """Wait until `nodes` nodes joined (the head waits for its subordinates before vLLM starts);
+    TimeoutError saying how many joined."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (joined := await alive_nodes(address)) < nodes:
+        if loop.time() >= deadline:
+            raise TimeoutError(f"{joined} of {nodes} Ray nodes joined the cluster at {address} within {timeout:.0f}s")
+        await asyncio.sleep(poll)

@@ -10,7 +10,7 @@ from gpustack.schemas.instances import ModelInstancePublic
 from gpustack.worker.backends.base import LaunchContext
 from gpustack.worker.distributed import Node, Topology, topology_of
 from gpustack.worker.distributed.mindie import mindie_node_part, mindie_node_spec, rank_table
-from gpustack.worker.distributed.ray import RayPorts, ray_head_part, ray_worker_part, vllm_ray_spec
+from gpustack.worker.distributed.ray import RayLimits, RayPorts, ray_head_part, ray_worker_part, vllm_ray_spec
 from gpustack.worker.distributed.rpc import llama_box_main_spec, rpc_server_parts
 from gpustack.worker.distributed.sglang import sglang_main_spec, sglang_rank_part
 
@@ -63,9 +63,10 @@ def test_ray_head_on_the_main_worker() -> None:
 
 def test_ray_worker_joins_the_head_and_blocks() -> None:
     sub_ctx = LaunchContext(**{**vars(CTX), "gpu_indexes": (2, 3), "port": 0})
-    part = ray_worker_part(sub_ctx, TOPO, 1, SUB_PORTS, num_cpus=1)
+    part = ray_worker_part(sub_ctx, TOPO, 1, SUB_PORTS, RayLimits(num_cpus=1, object_store_bytes=80_000_000))
     node = _ray_node("10.0.0.2", ["40200", "40201", "40202", "40203", "40204", "40205"], "40206,40207")
-    assert list(part.spec.argv) == [*RAY, "--address=10.0.0.1:40101", *node[:-2], "--num-cpus", "1", *node[-2:]]
+    assert list(part.spec.argv) == [*RAY, "--address=10.0.0.1:40101", *node[:-2], "--num-cpus", "1",
+                                 "--object-store-memory", "80000000", *node[-2:]]
     assert (part.ready_port, part.role, part.spec.gpu_indexes) == (40200, "ray-worker", (2, 3))
 
 
