@@ -23,6 +23,7 @@ from gpustack.worker.distributed.parts import PartGroup
 from gpustack.worker.distributed.ray import RayLimits, RayPorts, alive_nodes, ray_head_part, ray_worker_part, wait_for_nodes
 from gpustack.worker.runtimes.process import ProcessRuntime
 
+FAST_HEALTH = {"RAY_health_check_period_ms": "1000", "RAY_health_check_failure_threshold": "3"}  # test timing
 LIMITS = RayLimits(num_cpus=1, object_store_bytes=80 * 2**20)
 NODES_SCRIPT = """
 import json, sys, ray
@@ -67,7 +68,7 @@ def _processes_under(path: Path) -> list[psutil.Process]:
 def _ctx(root: Path, name: str) -> LaunchContext:
     return LaunchContext(
         instance_id=1, instance_name=f"m-{name}", model_name="m", model_path="/m", host="127.0.0.1", port=0,
-        work_dir=root / name,
+        work_dir=root / name, env=dict(FAST_HEALTH),
     )  # fmt: skip
 
 
