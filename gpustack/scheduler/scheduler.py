@@ -61,9 +61,8 @@ def apply_claim(workers: Sequence[WorkerSnapshot], candidate: Candidate) -> tupl
             raise ValueError(f"worker {part.worker_name!r} (id {part.worker_id}) is not in the snapshot")
     out = []
     for worker in workers:
-        part = parts.get(worker.id)
-        if part is not None:
-            worker = _claim_on(worker, part)
+        if worker.id in parts:
+            worker = _claim_on(worker, parts[worker.id])
             if candidate.ray_cluster:
                 worker = dataclasses.replace(worker, in_ray_cluster=True)
         out.append(worker)
