@@ -15,6 +15,8 @@ from gpustack.worker.backends import LaunchContext, LaunchSpec, get_backend
 from gpustack.worker.backoff import Backoff, monotonic
 from gpustack.worker.catalog import apply_catalog, fetch_backend
 from gpustack.worker.client import ServerClient, ServerClientError, ServerResponseError
+from gpustack.worker.distributed.main import MainPart
+from gpustack.worker.distributed.parts import PartFailure
 from gpustack.worker.downloads import DownloadError, ModelResolver, ResolvedModel
 from gpustack.worker.failures import failure_excerpt
 from gpustack.worker.logs import instance_log_path, rotate
@@ -119,6 +121,7 @@ class InstanceRunner:
         self._last_at = 0.0
         self._tasks = TaskGroup()
         self._orphan = orphan  # an engine an earlier worker process started for this instance
+        self._main: MainPart | None = None  # the distributed part when this worker is the instance's main
 
     def start(self) -> None:
         self._tasks.spawn(f"instance-{self.instance_id}", self._run)
@@ -162,7 +165,7 @@ class InstanceRunner:
         self.phase = InstanceState.STARTING
         await self._report(state=InstanceState.STARTING, state_message=None, port=self.port)
         catalog = await fetch_backend(self.deps.client, model.backend.value)
-        spec = self._spec(model, resolved, self.port, catalog)
+        spec = await self._spec(model, resolved, self.port, catalog)
         await self._start_engine(spec)
         await self._wait_healthy(spec)
         self.phase = InstanceState.RUNNING
@@ -225,7 +228,7 @@ class InstanceRunner:
         except NoFreePortError as exc:
             raise EngineFailure(str(exc)) from exc
 
-    def _spec(self, model: ModelPublic, resolved: ResolvedModel, port: int, catalog: dict | None) -> LaunchSpec:
+    async def _spec(self, model: ModelPublic, resolved: ResolvedModel, port: int, catalog: dict | None) -> LaunchSpec:
         ctx = launch_context(
             self.instance,
             model,
@@ -243,7 +246,13 @@ class InstanceRunner:
                 registry=deps.image_registry,
                 namespace=deps.image_namespace,
             )
+            if self.instance.distributed_servers:  # the other workers' parts first, then this engine over them
+                self._main = MainPart(get_runtime(deps.runtime_name), deps.ports, ctx.work_dir / "parts",
+                                      lambda: self.instance, self._report_ports)  # fmt: skip
+                return await self._main.prepare(model.backend.value, ctx)
             return get_backend(model.backend.value)(ctx)
+        except PartFailure as exc:
+            raise EngineFailure(f"distributed part: {exc}") from exc
         except (KeyError, ValueError, RuntimeError) as exc:
             reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
             raise EngineFailure(f"backend '{model.backend.value}': {reason}") from exc
@@ -330,10 +339,18 @@ class InstanceRunner:
             code = await self._exit_code()
             if code is not None:
                 raise await self._exited(code, "while running")
+            if self._main is not None and (why := await self._main.check()):
+                raise EngineFailure(f"distributed part: {why}")
             await asyncio.to_thread(rotate, self.log_path, options.log_max_bytes, options.log_backups)
 
+    async def _report_ports(self, ports: list[int]) -> None:
+        await self._report(ports=ports)
+
     async def _release(self) -> None:
-        """Stop the engine if one runs and free its port."""
+        """Stop the engine if one runs (and the distributed part under it) and free its port."""
+        if self._main is not None:
+            main, self._main = self._main, None
+            await main.stop()
         if self._handle is not None and self._runtime is not None:
             await self._runtime.stop(self._handle, timeout=self.deps.options.stop_timeout_seconds)
             await asyncio.to_thread(self.deps.records.remove, self.instance_id)

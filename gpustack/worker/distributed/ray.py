@@ -8,7 +8,9 @@ HTTP), metrics export, and a short list of ports for Ray's worker processes.
 
 import asyncio
 import sys
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from gpustack.worker.backends._common import base_spec, merge_args
 from gpustack.worker.backends.base import LaunchContext, LaunchSpec
@@ -50,15 +52,23 @@ def ray_command(ctx: LaunchContext) -> list[str]:
     return ["ray"] if ctx.image_name else [sys.executable, "-m", "ray.scripts.scripts"]
 
 
+TEMP_ROOT = Path(tempfile.gettempdir()) / "gpustack-ray"
+
+
 @dataclass(frozen=True)
 class RayLimits:
-    """What a node offers Ray beyond its GPUs (None: Ray's own detection)."""
+    """What a node offers Ray beyond its GPUs (None: Ray's own detection), and where its session lives:
+    a short path, since Ray's unix sockets under it must stay within 107 bytes."""
 
     num_cpus: int | None = None
     object_store_bytes: int | None = None
+    temp_root: Path = TEMP_ROOT
+
+    def temp_dir(self, ctx: LaunchContext, role: str) -> str:
+        return str(self.temp_root / f"i{ctx.instance_id}-{role}")
 
 
-def _node_flags(ip: str, gpus: int, ports: RayPorts, ctx: LaunchContext, limits: RayLimits) -> list[str]:
+def _node_flags(ip: str, gpus: int, ports: RayPorts, temp_dir: str, limits: RayLimits) -> list[str]:
     node_manager, object_manager, runtime_env, agent_grpc, agent_http, metrics = ports.node
     flags = [
         "--node-ip-address", ip,
@@ -70,7 +80,7 @@ def _node_flags(ip: str, gpus: int, ports: RayPorts, ctx: LaunchContext, limits:
         "--dashboard-agent-listen-port", str(agent_http),
         "--metrics-export-port", str(metrics),
         "--worker-port-list", ",".join(map(str, ports.workers)),
-        "--temp-dir", str(ctx.work_dir / "ray"),
+        "--temp-dir", temp_dir,
     ]  # fmt: skip
     if limits.num_cpus is not None:
         flags += ["--num-cpus", str(limits.num_cpus)]
@@ -90,7 +100,7 @@ def ray_head_part(ctx: LaunchContext, topo: Topology, ports: RayPorts, limits: R
         raise ValueError("the Ray head needs a GCS port")
     argv = [
         *ray_command(ctx), "start", "--head", "--port", str(ports.gcs), "--include-dashboard=false",
-        *_node_flags(topo.main.ip, len(topo.main.gpu_indexes), ports, ctx, limits),
+        *_node_flags(topo.main.ip, len(topo.main.gpu_indexes), ports, limits.temp_dir(ctx, "head"), limits),
     ]  # fmt: skip
     return PartSpec(_part(ctx, argv, "ray-head"), ready_port=ports.gcs, role="ray-head")
 
@@ -103,7 +113,7 @@ def ray_worker_part(
     node = topo.nodes[rank]
     argv = [
         *ray_command(ctx), "start", f"--address={topo.main.ip}:{head.gcs}",
-        *_node_flags(node.ip, len(node.gpu_indexes), ports, ctx, limits),
+        *_node_flags(node.ip, len(node.gpu_indexes), ports, limits.temp_dir(ctx, f"node{rank}"), limits),
     ]  # fmt: skip
     return PartSpec(_part(ctx, argv, f"ray-worker-{rank}"), ready_port=ports.node[0], role="ray-worker")
 

@@ -2,6 +2,7 @@
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,7 @@ TOPO = Topology(
 RAY = [sys.executable, "-m", "ray.scripts.scripts", "start"]
 
 
-def _ray_node(ip: str, ports: list[str], workers: str, temp: str = "/data/work/llama-1/ray") -> list[str]:
+def _ray_node(ip: str, ports: list[str], workers: str, temp: str) -> list[str]:
     nm, om, rt, ag, ah, me = ports
     return [
         "--node-ip-address", ip, "--num-gpus", "2",
@@ -52,7 +53,8 @@ def test_ray_head_on_the_main_worker() -> None:
     part = ray_head_part(CTX, TOPO, HEAD_PORTS)
     assert list(part.spec.argv) == [
         *RAY, "--head", "--port", "40101", "--include-dashboard=false",
-        *_ray_node("10.0.0.1", ["40102", "40103", "40104", "40105", "40106", "40107"], "40108,40109"),
+        *_ray_node("10.0.0.1", ["40102", "40103", "40104", "40105", "40106", "40107"], "40108,40109",
+                  f"{tempfile.gettempdir()}/gpustack-ray/i1-head"),
     ]  # fmt: skip
     assert part.spec.env == {"RAY_USAGE_STATS_ENABLED": "0"}
     assert (part.ready_port, part.role, part.spec.name, part.spec.gpu_indexes) == (
@@ -64,7 +66,8 @@ def test_ray_head_on_the_main_worker() -> None:
 def test_ray_worker_joins_the_head_and_blocks() -> None:
     sub_ctx = LaunchContext(**{**vars(CTX), "gpu_indexes": (2, 3), "port": 0})
     part = ray_worker_part(sub_ctx, TOPO, 1, SUB_PORTS, RayLimits(num_cpus=1, object_store_bytes=80_000_000))
-    node = _ray_node("10.0.0.2", ["40200", "40201", "40202", "40203", "40204", "40205"], "40206,40207")
+    node = _ray_node("10.0.0.2", ["40200", "40201", "40202", "40203", "40204", "40205"], "40206,40207",
+                     f"{tempfile.gettempdir()}/gpustack-ray/i1-node1")
     assert list(part.spec.argv) == [*RAY, "--address=10.0.0.1:40101", *node[:-2], "--num-cpus", "1",
                                  "--object-store-memory", "80000000", *node[-2:]]
     assert (part.ready_port, part.role, part.spec.gpu_indexes) == (40200, "ray-worker", (2, 3))

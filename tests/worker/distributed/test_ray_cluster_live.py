@@ -2,6 +2,7 @@
 built by the distributed launch specs and run by the process runtime, form one cluster of two nodes."""
 
 import asyncio
+import dataclasses
 import json
 import os
 import shutil
@@ -24,7 +25,7 @@ from gpustack.worker.distributed.ray import RayLimits, RayPorts, alive_nodes, ra
 from gpustack.worker.runtimes.process import ProcessRuntime
 
 FAST_HEALTH = {"RAY_health_check_period_ms": "1000", "RAY_health_check_failure_threshold": "3"}  # test timing
-LIMITS = RayLimits(num_cpus=1, object_store_bytes=80 * 2**20)
+LIMITS = RayLimits(num_cpus=1, object_store_bytes=80 * 2**20)  # temp_root: the test's own directory
 NODES_SCRIPT = """
 import json, sys, ray
 ray.init(address=sys.argv[1], log_to_driver=False, logging_level="ERROR")
@@ -87,8 +88,9 @@ async def test_main_and_subordinate_form_one_ray_cluster(root: Path) -> None:
     runtime = ProcessRuntime()
     main, sub = PartGroup(runtime, root / "logs-main"), PartGroup(runtime, root / "logs-sub")
     try:
-        await main.start([ray_head_part(_ctx(root, "main"), topo, head_ports, LIMITS)])
-        await sub.start([ray_worker_part(_ctx(root, "sub"), topo, 1, sub_ports, LIMITS)])
+        limits = dataclasses.replace(LIMITS, temp_root=root)
+        await main.start([ray_head_part(_ctx(root, "main"), topo, head_ports, limits)])
+        await sub.start([ray_worker_part(_ctx(root, "sub"), topo, 1, sub_ports, limits)])
         address = f"127.0.0.1:{head_ports.gcs}"
         await wait_for_nodes(address, 2, timeout=90)  # what the main worker waits for before vLLM starts
         nodes = await asyncio.to_thread(_nodes, address)
