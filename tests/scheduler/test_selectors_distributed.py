@@ -127,7 +127,10 @@ def test_a_worker_joins_one_distributed_vllm_instance_at_a_time() -> None:
     in_ray = [dataclasses.replace(w, in_ray_cluster=True) for w in free[:2]] + [free[2]]
     result = schedule(vllm(distributed_inference_across_workers=True), need, in_ray)
     assert isinstance(result, Refusal)
-    assert "already in a distributed vLLM instance (a worker joins one Ray cluster at a time): w1, w2" in result.reasons["*"]
+    assert (
+        "already in a distributed vLLM instance (a worker joins one Ray cluster at a time): w1, w2"
+        in result.reasons["*"]
+    )
     sglang = schedule(model(backend="sglang", distributed_inference_across_workers=True), need, in_ray)
     assert isinstance(sglang, Candidate)  # SGLang does not use Ray: no such limit
 

@@ -36,7 +36,12 @@ def test_a_subordinate_lists_watches_and_reports_its_part(server: RunningServer)
             assert answer.status_code == 200, answer.text
             seen = stream.wait_for(of_id("updated", inst))
         [mine] = seen["data"]["distributed_servers"]["subordinate_workers"]
-        assert (mine["state"], mine["pid"], mine["ports"], mine["gpu_indexes"]) == ("running", 4242, [40200, 40201], [0, 1])
+        assert (mine["state"], mine["pid"], mine["ports"], mine["gpu_indexes"]) == (
+            "running",
+            4242,
+            [40200, 40201],
+            [0, 1],
+        )
         assert seen["data"]["state"] == "scheduled"  # the main part's state is the main worker's to report
 
         refused = as_sub.patch(f"/v2/model-instances/{inst}", json={"state": "error"})

@@ -37,7 +37,9 @@ def supports_distributed(backend: str) -> bool:
     return backend in FRACTION_BACKENDS or backend in RPC_BACKENDS
 
 
-def select_distributed(model: ModelSnapshot, estimate: ResourceEstimate, workers: Sequence[WorkerSnapshot]) -> Selection:
+def select_distributed(
+    model: ModelSnapshot, estimate: ResourceEstimate, workers: Sequence[WorkerSnapshot]
+) -> Selection:
     """Candidates spanning the fewest workers (each with its subordinates), or ([], {"*": why not})."""
     if model.backend in RPC_BACKENDS:
         return _rpc_split(model, estimate, workers)
@@ -83,7 +85,9 @@ def _fraction_groups(model: ModelSnapshot, estimate: ResourceEstimate, workers: 
         else:
             notes.append(_short_text(per_worker, members, need, fraction))
     fewest = min((len(chosen) for _, chosen in found), default=0)
-    candidates = [_fraction_candidate(model, estimate, chosen, fraction) for _, chosen in found if len(chosen) == fewest]
+    candidates = [
+        _fraction_candidate(model, estimate, chosen, fraction) for _, chosen in found if len(chosen) == fewest
+    ]
     if candidates:
         return candidates, {}
     return [], {"*": _across_refusal(notes, need, ray, workers)}

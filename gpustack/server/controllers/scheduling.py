@@ -331,5 +331,10 @@ def _place(inst: ModelInstance, cand: Candidate, ips: dict[int | None, str], est
     inst.state = InstanceState.SCHEDULED
     inst.state_message = "; ".join(note for note in (cand.note, est.note) if note) or None
     subs = [f"{part.worker_name} gpus={list(part.gpu_indexes)}" for part in cand.subordinates]
-    logger.info("scheduled %s on %s gpus=%s%s", inst.name, cand.worker_name, list(cand.gpu_indexes),
-                f" with {', '.join(subs)}" if subs else "")
+    logger.info(
+        "scheduled %s on %s gpus=%s%s",
+        inst.name,
+        cand.worker_name,
+        list(cand.gpu_indexes),
+        f" with {', '.join(subs)}" if subs else "",
+    )

@@ -17,7 +17,7 @@ from gpustack.worker.distributed.parts import PartFailure, PartGroup
 from gpustack.worker.distributed.ray import RayPorts, ray_worker_part
 from gpustack.worker.distributed.rpc import rpc_server_parts
 from gpustack.worker.distributed.sglang import sglang_rank_part
-from gpustack.worker.engine import EngineDeps
+from gpustack.worker.engine_deps import EngineDeps
 from gpustack.worker.ports import NoFreePortError
 from gpustack.worker.runtimes.base import get_runtime
 

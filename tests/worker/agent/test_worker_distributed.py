@@ -6,13 +6,12 @@ import secrets
 from pathlib import Path
 
 import psutil
+from agent_harness import FAST, Cluster, cluster, run_agent, wait_for
 
 from gpustack.config import Config
 from gpustack.schemas.instances import InstanceState, ModelInstance
 from gpustack.worker.distributed.ray import TEMP_ROOT
 from tests.utils.server import free_port
-
-from agent_harness import FAST, Cluster, cluster, run_agent, wait_for
 
 
 def _second_worker(c: Cluster, tmp: Path) -> Config:

@@ -66,10 +66,22 @@ def test_ray_head_on_the_main_worker() -> None:
 def test_ray_worker_joins_the_head_and_blocks() -> None:
     sub_ctx = LaunchContext(**{**vars(CTX), "gpu_indexes": (2, 3), "port": 0})
     part = ray_worker_part(sub_ctx, TOPO, 1, SUB_PORTS, RayLimits(num_cpus=1, object_store_bytes=80_000_000))
-    node = _ray_node("10.0.0.2", ["40200", "40201", "40202", "40203", "40204", "40205"], "40206,40207",
-                     f"{tempfile.gettempdir()}/gpustack-ray/i1-node1")
-    assert list(part.spec.argv) == [*RAY, "--address=10.0.0.1:40101", *node[:-2], "--num-cpus", "1",
-                                 "--object-store-memory", "80000000", *node[-2:]]
+    node = _ray_node(
+        "10.0.0.2",
+        ["40200", "40201", "40202", "40203", "40204", "40205"],
+        "40206,40207",
+        f"{tempfile.gettempdir()}/gpustack-ray/i1-node1",
+    )
+    assert list(part.spec.argv) == [
+        *RAY,
+        "--address=10.0.0.1:40101",
+        *node[:-2],
+        "--num-cpus",
+        "1",
+        "--object-store-memory",
+        "80000000",
+        *node[-2:],
+    ]
     assert (part.ready_port, part.role, part.spec.gpu_indexes) == (40200, "ray-worker", (2, 3))
 
 
@@ -185,9 +197,17 @@ def test_mindie_nodes_share_a_rank_table(tmp_path: Path) -> None:
     assert config["BackendConfig"]["ModelDeployConfig"]["ModelConfig"][0]["worldSize"] == 2
     assert json.loads(files[str(tmp_path / "work" / "ranktable.json")]) == table
     assert main.env["RANK_TABLE_FILE"] == str(tmp_path / "work" / "ranktable.json")
-    assert (main.env["MIES_CONTAINER_IP"], main.health_path, main.argv) == ("10.0.0.1", "/info", ("mindieservice_daemon",))
+    assert (main.env["MIES_CONTAINER_IP"], main.health_path, main.argv) == (
+        "10.0.0.1",
+        "/info",
+        ("mindieservice_daemon",),
+    )
     sub = mindie_node_part(ctx, MINDIE_TOPO, 1)
-    assert (sub.spec.env["MIES_CONTAINER_IP"], sub.spec.health_path, sub.spec.name) == ("10.0.0.2", "", "llama-1-node-1")
+    assert (sub.spec.env["MIES_CONTAINER_IP"], sub.spec.health_path, sub.spec.name) == (
+        "10.0.0.2",
+        "",
+        "llama-1-node-1",
+    )
     no_ips = Topology((Node(1, "10.0.0.1", (0,)), Node(2, "10.0.0.2", (0,))))
     with pytest.raises(ValueError, match="has not reported the device IPs"):
         rank_table(no_ips)

@@ -21,7 +21,14 @@ import pytest
 from gpustack.worker.backends.base import LaunchContext
 from gpustack.worker.distributed import Node, Topology
 from gpustack.worker.distributed.parts import PartGroup
-from gpustack.worker.distributed.ray import RayLimits, RayPorts, alive_nodes, ray_head_part, ray_worker_part, wait_for_nodes
+from gpustack.worker.distributed.ray import (
+    RayLimits,
+    RayPorts,
+    alive_nodes,
+    ray_head_part,
+    ray_worker_part,
+    wait_for_nodes,
+)
 from gpustack.worker.runtimes.process import ProcessRuntime
 
 FAST_HEALTH = {"RAY_health_check_period_ms": "1000", "RAY_health_check_failure_threshold": "3"}  # test timing
@@ -94,9 +101,9 @@ async def test_main_and_subordinate_form_one_ray_cluster(root: Path) -> None:
         address = f"127.0.0.1:{head_ports.gcs}"
         await wait_for_nodes(address, 2, timeout=90)  # what the main worker waits for before vLLM starts
         nodes = await asyncio.to_thread(_nodes, address)
-        assert sorted(nodes, key=str) == sorted(
-            [[True, head_ports.node[0]], [True, sub_ports.node[0]]], key=str
-        ), nodes  # both nodes, on the node manager ports taken from the workers' port ranges
+        assert sorted(nodes, key=str) == sorted([[True, head_ports.node[0]], [True, sub_ports.node[0]]], key=str), (
+            nodes
+        )  # both nodes, on the node manager ports taken from the workers' port ranges
         assert await main.check() is None and await sub.check() is None
 
         os.kill(sub.pids[0], signal.SIGKILL)  # the subordinate's `ray start` dies: its part reports it
