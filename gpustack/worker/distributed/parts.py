@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gpustack.worker.distributed import PartSpec
-from gpustack.worker.runtimes.base import Runtime, RuntimeStartError
+from gpustack.worker.runtimes.base import Runtime, RuntimeStartError, get_runtime
 
 
 class PartFailure(Exception):
@@ -19,6 +19,7 @@ class PartFailure(Exception):
 class _Started:
     part: PartSpec
     handle: str
+    runtime: Runtime
 
 
 logger = logging.getLogger(__name__)
@@ -67,17 +68,19 @@ class PartGroup:
 
     async def _start_one(self, part: PartSpec) -> None:
         name = part.spec.name or part.role
+        runtime = get_runtime("docker") if part.spec.image else self.runtime  # an image runs as a container
         try:
-            handle = await self.runtime.start(part.spec, self.log_dir / f"{name}.log")
+            await runtime.prepare(part.spec, _quiet)
+            handle = await runtime.start(part.spec, self.log_dir / f"{name}.log")
         except RuntimeStartError as exc:
             raise PartFailure(f"{name}: {exc}") from exc
-        self._started.append(_Started(part, handle))
+        self._started.append(_Started(part, handle, runtime))
         if part.ready_port is None:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.ready_timeout
         while not await port_open(self.ready_host, part.ready_port):
-            code = await self.runtime.exit_code(handle)
+            code = await runtime.exit_code(handle)
             if code is not None:
                 raise PartFailure(f"{name} exited with code {code} while starting (log {self.log_dir / name}.log)")
             if loop.time() >= deadline:
@@ -89,7 +92,7 @@ class PartGroup:
         """Why the part is broken (the first process that exited), or None while all run."""
         for started in self._started:
             try:
-                code = await self.runtime.exit_code(started.handle)
+                code = await started.runtime.exit_code(started.handle)
             except KeyError:
                 code = -1
             if code is not None:
@@ -100,4 +103,8 @@ class PartGroup:
         """Stop in reverse start order (the engine before the cluster it runs on)."""
         while self._started:
             started = self._started.pop()
-            await self.runtime.stop(started.handle, timeout=timeout)
+            await started.runtime.stop(started.handle, timeout=timeout)
+
+
+async def _quiet(_message: str, _percent: float | None) -> None:
+    """Image pulls of a part are not shown on the instance (the main engine's pull is)."""
