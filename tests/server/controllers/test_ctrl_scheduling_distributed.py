@@ -1,19 +1,23 @@
 """Distributed placements through the scheduling controller on a real database: recorded subordinates in
-GPUStack's shape, the refusal when distributed inference is off, and the claims other placements see."""
+GPUStack's shape, the refusal when distributed inference is off, the claims other placements see, and a
+subordinate worker's loss sending the whole instance back to pending."""
 
 import math
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlmodel import col, select
 
 from gpustack.scheduler.estimate.safetensors import estimate_model_dir
+from gpustack.schemas.common import utcnow
 from gpustack.schemas.instances import InstanceState, ModelInstance, ModelInstancePublic
 from gpustack.schemas.models import BackendEnum, Model, SourceEnum
 from gpustack.schemas.workers import CPUInfo, GPUDevice, MemoryInfo, Worker, WorkerState, WorkerStatus
 from gpustack.server.controllers.models import reconcile_models
 from gpustack.server.controllers.scheduling import SchedulingController, load_cluster
 from gpustack.server.controllers.snapshots import worker_snapshots
+from gpustack.server.controllers.workers import reconcile_workers
 from gpustack.server.db import Database
 from gpustack.server.services.workers import delete_worker
 from tests.scheduler._safetensors import HFShape, write_model_dir
@@ -134,3 +138,28 @@ def test_sglang_parts_claim_but_do_not_join_a_ray_cluster() -> None:
     snaps = worker_snapshots([worker_a, worker_b], [inst], frozenset({9}))
     assert [w.in_ray_cluster for w in snaps] == [True, True]
     assert snaps[1].memory_claimed == 7
+
+
+async def test_a_silent_subordinate_makes_the_instance_unreachable_then_rescheduled(
+    db: Database, model_dir: Path, half_gpu: int
+) -> None:
+    await add_worker(db, "s-main", [half_gpu], "10.0.0.1")
+    sub = await add_worker(db, "s-sub", [half_gpu], "10.0.0.2")
+    mid = await add_model(db, "silent-sub", model_dir, distributed=True)
+    await SchedulingController(db).reconcile()
+    async with db.session() as session:
+        inst = await session.get(ModelInstance, (await only_instance(db, mid)).id)
+        assert inst is not None and inst.distributed_servers
+        inst.state = InstanceState.RUNNING
+        for worker in (await session.execute(select(Worker))).scalars():
+            worker.heartbeat_time = utcnow() - timedelta(seconds=5 if worker.id != sub else 100)
+        await session.commit()
+
+    await reconcile_workers(db, grace=10, reschedule_after=1000)
+    inst = await only_instance(db, mid)
+    assert (inst.state, inst.state_message) == (InstanceState.UNREACHABLE, "worker 's-sub' is not responding")
+
+    await reconcile_workers(db, grace=10, reschedule_after=30)
+    inst = await only_instance(db, mid)
+    assert (inst.state, inst.worker_id, inst.distributed_servers) == (InstanceState.PENDING, None, [])
+    assert inst.state_message == "rescheduled: worker 's-sub' has been gone for over 30s"
