@@ -16,7 +16,14 @@ from gpustack.schemas.model_evaluations import (
     ResourceClaim,
 )
 from gpustack.schemas.models import Model, ModelCreate, gpu_selector_out
-from gpustack.server.controllers.scheduling import Cluster, Estimated, claim_of, estimate_model, load_cluster
+from gpustack.server.controllers.scheduling import (
+    Cluster,
+    Estimated,
+    claim_of,
+    distributed_servers,
+    estimate_model,
+    load_cluster,
+)
 
 PLACEHOLDER_NAME = "evaluation"
 
@@ -57,12 +64,14 @@ def _evaluate(model: Model, estimated: Estimated, cluster: Cluster) -> ModelEval
         worker_name=result.worker_name,
         gpu_indexes=list(result.gpu_indexes),
         computed_resource_claim=claim.model_dump(mode="json"),
+        subordinate_workers=distributed_servers(result, cluster.ips),
     )
+    vram = sum(sum(part.vram.values()) for part in (result, *result.subordinates))
     return ModelEvaluationResult(
         compatible=True,
         compatibility_messages=notes + ([result.note] if result.note else []),
         default_spec=_spec_out(model),
-        resource_claim=ResourceClaim(ram=result.ram, vram=sum(result.vram.values())),
+        resource_claim=ResourceClaim(ram=result.ram, vram=vram),
         placement=placement,
         estimate=terms,
     )
