@@ -177,8 +177,11 @@ def test_llama_box_prefers_two_workers_to_partial_offload_only_when_allowed() ->
     assert refused.reasons["*"].startswith("fits across 2 workers (a, b)")
 
 
-def test_backends_without_a_distributed_mode_keep_their_reasons() -> None:
+@pytest.mark.parametrize("backend", ["vox-box", "mindie", "custom"])
+def test_backends_without_a_distributed_mode_keep_their_reasons(backend: str) -> None:
+    """MindIE waits for NPU device IPs (its rank table needs them); vox-box and custom have no such mode."""
+    two = [worker(1, "a", [gpu(0, 4)]), worker(2, "b", [gpu(0, 4)])]
     candidates, reasons = select_candidates(
-        model(backend="vox-box", distributed_inference_across_workers=True), estimate(), [worker(1, "a", [gpu(0, 4)])]
+        model(backend=backend, distributed_inference_across_workers=True, cpu_offloading=False), estimate(), two
     )
     assert candidates == [] and "*" not in reasons and "needs" in reasons["a"]

@@ -6,7 +6,8 @@
   tensor-parallel size and must divide the attention heads, and the number of workers is the
   pipeline-parallel size. Each GPU is claimed at the fraction. A worker takes part in at most one
   distributed vLLM instance (one Ray cluster per worker).
-- MindIE: the same rule with `--npu-memory-fraction` (default 0.8).
+- MindIE is not placed across workers: its rank table needs each NPU's device IP, which workers do not
+  report yet (the launch spec in worker/distributed/mindie.py is ready for it).
 - llama-box: the main worker runs the engine and the other workers run llama.cpp RPC servers, one per
   GPU; whole blocks are split over every GPU in llama.cpp's device order (the RPC devices first, then
   the main worker's GPUs, whose last one also holds the output layer).
@@ -17,16 +18,13 @@ Among the combinations the fewest workers win; the first worker (most room) is t
 from collections.abc import Sequence
 
 from gpustack.scheduler.capacity import gpu_free, ram_free
-from gpustack.scheduler.estimate.params import float_flag
 from gpustack.scheduler.selectors.common import Selection, distribute, gpu_need
 from gpustack.scheduler.selectors.fraction import FRACTION_FLAGS, engine_fraction
 from gpustack.scheduler.types import Candidate, GPUSnapshot, ModelSnapshot, ResourceEstimate, WorkerSnapshot
 from gpustack.scheduler.units import fmt_bytes
 
-MINDIE_FRACTION_FLAG = "--npu-memory-fraction"
-MINDIE_DEFAULT_FRACTION = 0.8
 RPC_BACKENDS = frozenset({"llama-box"})
-FRACTION_BACKENDS = frozenset({*FRACTION_FLAGS, "mindie"})
+FRACTION_BACKENDS = frozenset(FRACTION_FLAGS)
 IN_RAY_CLUSTER = "already in a distributed vLLM instance (a worker joins one Ray cluster at a time)"
 
 Member = tuple[int, WorkerSnapshot, tuple[GPUSnapshot, ...]]  # (room in bytes, worker, GPUs used)
@@ -48,20 +46,8 @@ def select_distributed(
     return [], {"*": f"the {model.backend} backend cannot run one instance across workers"}
 
 
-def placement_fraction(model: ModelSnapshot) -> float:
-    """The fraction of each device the engine reserves (MindIE: --npu-memory-fraction, default 0.8)."""
-    if model.backend != "mindie":
-        return engine_fraction(model)
-    value = float_flag(model.backend_parameters, MINDIE_FRACTION_FLAG)
-    if value is None:
-        return MINDIE_DEFAULT_FRACTION
-    if not 0 < value <= 1:
-        raise ValueError(f"{MINDIE_FRACTION_FLAG} must be in (0, 1], got {value}")
-    return value
-
-
 def _fraction_groups(model: ModelSnapshot, estimate: ResourceEstimate, workers: Sequence[WorkerSnapshot]) -> Selection:
-    fraction = placement_fraction(model)
+    fraction = engine_fraction(model)
     need = estimate.full_gpu_bytes
     ray = model.backend == "vllm"
     groups: dict[int, list[Member]] = {}
