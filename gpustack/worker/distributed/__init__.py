@@ -6,7 +6,7 @@ record with one module per method: `ray` (vLLM across workers), `sglang` (torch 
 `rpc` (llama-box RPC servers) and `mindie` (rank table). Runtimes still start every process.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from gpustack.schemas.instances import ModelInstancePublic, SubordinateWorker
 from gpustack.worker.backends.base import LaunchSpec
@@ -57,7 +57,6 @@ class PartSpec:
     spec: LaunchSpec
     ready_port: int | None = None
     role: str = ""  # "ray-head", "ray-worker", "rpc-server", "sglang-rank", "mindie-node"
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def topology_of(instance: ModelInstancePublic, main_ports: tuple[int, ...] = ()) -> Topology:
