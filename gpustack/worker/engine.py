@@ -120,6 +120,9 @@ class InstanceRunner:
         self._handle, self.port = record.handle, record.port
         self.pid = await self._runtime.main_pid(record.handle)
         self.deps.ports.reserve(record.port)
+        if self.instance.distributed_servers:  # its Ray head / parts went with the earlier worker: start over
+            await self._release()
+            return False
         url = f"http://127.0.0.1:{record.port}{record.health_path}"
         for _ in range(3):
             if await self._healthy(url):

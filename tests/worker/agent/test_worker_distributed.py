@@ -2,6 +2,7 @@
 `ray start --address` joining it, both reported on the instance; the main then launches vLLM over the
 cluster (not installed here, so it fails), and the whole instance stops and restarts together."""
 
+import random
 import secrets
 from pathlib import Path
 
@@ -14,8 +15,8 @@ from gpustack.worker.distributed.ray import TEMP_ROOT
 from tests.utils.server import free_port
 
 
-def _second_worker(c: Cluster, tmp: Path) -> Config:
-    low = 48400
+def _second_worker(c: Cluster, tmp: Path, low: int) -> Config:
+    """A second worker on the same server, its instance ports above the first worker's (42000-48000)."""
     return Config(
         data_dir=tmp / "worker-2", token=c.server.token, server_url=c.server.url, host="127.0.0.1",
         worker_name=f"w2-{secrets.token_hex(3)}", worker_port=free_port(), instance_port_range=f"{low}-{low + 19}",
@@ -59,7 +60,8 @@ def _followed(c: Cluster, instance_id: int) -> bool:
 
 
 def test_two_workers_form_the_ray_cluster_of_a_distributed_vllm_instance(tmp_path: Path) -> None:
-    with cluster(tmp_path) as c, run_agent(_second_worker(c, tmp_path), c.server.url, FAST) as (sub, _loop):
+    low = random.randrange(48000, 52000, 20)
+    with cluster(tmp_path) as c, run_agent(_second_worker(c, tmp_path, low), c.server.url, FAST) as (sub, _loop):
         sub_id = sub.client.worker_id
         assert sub_id is not None
         model = c.create_model(backend="vllm", replicas=0)
@@ -76,7 +78,7 @@ def test_two_workers_form_the_ray_cluster_of_a_distributed_vllm_instance(tmp_pat
             parts = [e["distributed_servers"]["subordinate_workers"][0] for e in seen]
             running = [p for p in parts if p.get("state") == "running"]
             assert running and len(running[0]["ports"]) == 10 and running[0]["pid"]
-            assert all(48400 <= port <= 48419 for port in running[0]["ports"])
+            assert all(low <= port <= low + 19 for port in running[0]["ports"])  # from the worker's range
             # the main's failure stopped its Ray head: the subordinate restarts its part with the instance
             wait_for(lambda: _followed(c, instance_id), 60, "the subordinate to restart with the main")
         finally:
