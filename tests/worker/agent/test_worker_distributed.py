@@ -4,6 +4,7 @@ cluster (not installed here, so it fails), and the whole instance stops and rest
 
 import random
 import secrets
+import shutil
 from pathlib import Path
 
 import psutil
@@ -85,3 +86,5 @@ def test_two_workers_form_the_ray_cluster_of_a_distributed_vllm_instance(tmp_pat
             with c.server.admin() as admin:
                 assert admin.delete(f"/v2/model-instances/{instance_id}").status_code == 204
         wait_for(lambda: not _ray_processes(instance_id), 60, "every Ray process of the instance to stop")
+        for role in ("head", "node1"):  # Ray's session directories of this instance
+            shutil.rmtree(TEMP_ROOT / f"i{instance_id}-{role}", ignore_errors=True)
