@@ -52,10 +52,11 @@ class Topology:
 @dataclass(frozen=True)
 class PartSpec:
     """A process of one node's part: the launch spec and how to tell it is ready (a TCP port that
-    accepts connections, or None: alive is ready)."""
+    accepts connections on `ready_host`, or None: alive is ready)."""
 
     spec: LaunchSpec
     ready_port: int | None = None
+    ready_host: str = "127.0.0.1"  # a process bound to the node's address is probed there
     role: str = ""  # "ray-head", "ray-worker", "rpc-server", "sglang-rank", "mindie-node"
 
 

@@ -44,12 +44,9 @@ class PartGroup:
     joins it, every RPC server before the engine that uses them); `check` returns why the part failed, or
     None while every process runs; `stop` ends all of them (idempotent)."""
 
-    def __init__(
-        self, runtime: Runtime, log_dir: Path, *, ready_host: str = "127.0.0.1", ready_timeout: float = 120.0
-    ) -> None:
+    def __init__(self, runtime: Runtime, log_dir: Path, *, ready_timeout: float = 120.0) -> None:
         self.runtime = runtime
         self.log_dir = log_dir
-        self.ready_host = ready_host
         self.ready_timeout = ready_timeout
         self._started: list[_Started] = []
 
@@ -79,7 +76,7 @@ class PartGroup:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.ready_timeout
-        while not await port_open(self.ready_host, part.ready_port):
+        while not await port_open(part.ready_host, part.ready_port):
             code = await runtime.exit_code(handle)
             if code is not None:
                 raise PartFailure(f"{name} exited with code {code} while starting (log {self.log_dir / name}.log)")

@@ -102,7 +102,7 @@ def ray_head_part(ctx: LaunchContext, topo: Topology, ports: RayPorts, limits: R
         *ray_command(ctx), "start", "--head", "--port", str(ports.gcs), "--include-dashboard=false",
         *_node_flags(topo.main.ip, len(topo.main.gpu_indexes), ports, limits.temp_dir(ctx, "head"), limits),
     ]  # fmt: skip
-    return PartSpec(_part(ctx, argv, "ray-head"), ready_port=ports.gcs, role="ray-head")
+    return PartSpec(_part(ctx, argv, "ray-head"), ready_port=ports.gcs, ready_host=topo.main.ip, role="ray-head")
 
 
 def ray_worker_part(
@@ -115,7 +115,8 @@ def ray_worker_part(
         *ray_command(ctx), "start", f"--address={topo.main.ip}:{head.gcs}",
         *_node_flags(node.ip, len(node.gpu_indexes), ports, limits.temp_dir(ctx, f"node{rank}"), limits),
     ]  # fmt: skip
-    return PartSpec(_part(ctx, argv, f"ray-worker-{rank}"), ready_port=ports.node[0], role="ray-worker")
+    part = _part(ctx, argv, f"ray-worker-{rank}")
+    return PartSpec(part, ready_port=ports.node[0], ready_host=node.ip, role="ray-worker")
 
 
 def vllm_ray_spec(ctx: LaunchContext, topo: Topology) -> LaunchSpec:

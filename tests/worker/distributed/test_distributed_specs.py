@@ -57,8 +57,8 @@ def test_ray_head_on_the_main_worker() -> None:
                   f"{tempfile.gettempdir()}/gpustack-ray/i1-head"),
     ]  # fmt: skip
     assert part.spec.env == {"RAY_USAGE_STATS_ENABLED": "0"}
-    assert (part.ready_port, part.role, part.spec.name, part.spec.gpu_indexes) == (
-        40101, "ray-head", "llama-1-ray-head", (0, 1),
+    assert (part.ready_port, part.ready_host, part.role, part.spec.name, part.spec.gpu_indexes) == (
+        40101, "10.0.0.1", "ray-head", "llama-1-ray-head", (0, 1),
     )  # fmt: skip
     assert part.spec.health_path == ""
 
@@ -82,7 +82,12 @@ def test_ray_worker_joins_the_head_and_blocks() -> None:
         "80000000",
         *node[-2:],
     ]
-    assert (part.ready_port, part.role, part.spec.gpu_indexes) == (40200, "ray-worker", (2, 3))
+    assert (part.ready_port, part.ready_host, part.role, part.spec.gpu_indexes) == (
+        40200,
+        "10.0.0.2",
+        "ray-worker",
+        (2, 3),
+    )
 
 
 def test_vllm_on_the_main_worker_uses_ray_with_tp_per_worker_and_pp_per_worker_count() -> None:
