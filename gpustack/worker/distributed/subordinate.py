@@ -9,14 +9,17 @@ from pathlib import Path
 
 from gpustack.core.tasks import TaskGroup
 from gpustack.schemas.instances import InstanceState, ModelInstancePublic, ModelInstanceUpdate, SubordinateReport
+from gpustack.schemas.models import ModelPublic
 from gpustack.worker.backends.base import LaunchContext
 from gpustack.worker.backoff import Backoff
+from gpustack.worker.catalog import apply_catalog, fetch_backend
 from gpustack.worker.client import ServerClientError
 from gpustack.worker.distributed import PartSpec, topology_of
 from gpustack.worker.distributed.parts import PartFailure, PartGroup
 from gpustack.worker.distributed.ray import RayPorts, ray_worker_part
 from gpustack.worker.distributed.rpc import rpc_server_parts
 from gpustack.worker.distributed.sglang import sglang_rank_part
+from gpustack.worker.downloads import DownloadError
 from gpustack.worker.engine_deps import EngineDeps
 from gpustack.worker.ports import NoFreePortError
 from gpustack.worker.runtimes.base import get_runtime
@@ -56,7 +59,7 @@ class SubordinateRunner:
                 await self._launch()
                 self._backoff.reset()
                 await self._monitor()
-            except PartFailure as exc:
+            except (PartFailure, ValueError) as exc:  # ValueError: a placement record the part cannot use
                 message = str(exc)
             except Exception as exc:
                 logger.exception("instance %s: unexpected error in this worker's part", self.instance.name)
@@ -76,7 +79,8 @@ class SubordinateRunner:
         backend = model.backend.value
         if backend in NEEDS_MAIN_PORTS:
             await self._wait_for_main()
-        parts = await self._parts(backend, model.name, await self._model_path(model, backend))
+        ctx = await self._context(model, await self._model_path(model, backend))
+        parts = self._parts(backend, ctx)
         self._group = PartGroup(get_runtime(self.deps.runtime_name), self._log_dir())
         await self._group.start(parts)
         await self._report(InstanceState.RUNNING, None, pid=self._group.pids[0] if self._group.pids else None)
@@ -88,20 +92,33 @@ class SubordinateRunner:
             await asyncio.sleep(self.deps.options.monitor_seconds)
         self._main_ports = tuple(self.instance.ports)
 
-    async def _model_path(self, model: object, backend: str) -> str:
+    async def _model_path(self, model: ModelPublic, backend: str) -> str:
         if backend != "sglang":  # a Ray worker and an RPC server load nothing from the model's files
             return ""
-        resolved = await self.deps.resolver.resolve(model, _no_progress)  # type: ignore[arg-type]
+        try:
+            resolved = await self.deps.resolver.resolve(model, _no_progress)
+        except DownloadError as exc:
+            raise PartFailure(str(exc)) from exc
         return str(resolved.path)
 
-    async def _parts(self, backend: str, model_name: str, model_path: str) -> list[PartSpec]:
+    async def _context(self, model: ModelPublic, model_path: str) -> LaunchContext:
+        """The model's settings under the backend catalog's (its image, env and parameters), on this node's GPUs."""
+        topo = topology_of(self.instance, self._main_ports)
+        node = topo.nodes[topo.rank_of(self.worker_id)]
+        ctx = LaunchContext(
+            instance_id=self.instance_id, instance_name=self.instance.name, model_name=model.name,
+            model_path=model_path, host="127.0.0.1", port=0, gpu_indexes=node.gpu_indexes,
+            gpu_vendor=self.deps.gpu_vendor(), backend_parameters=tuple(model.backend_parameters),
+            env=dict(model.env), image_name=model.image_name, work_dir=self._log_dir(),
+        )  # fmt: skip
+        catalog = await fetch_backend(self.deps.client, model.backend.value)
+        docker = self.deps.runtime_name == "docker"
+        return apply_catalog(ctx, catalog, docker=docker, registry=self.deps.image_registry,
+                             namespace=self.deps.image_namespace)  # fmt: skip
+
+    def _parts(self, backend: str, ctx: LaunchContext) -> list[PartSpec]:
         topo = topology_of(self.instance, self._main_ports)
         rank = topo.rank_of(self.worker_id)
-        ctx = LaunchContext(
-            instance_id=self.instance_id, instance_name=self.instance.name, model_name=model_name,
-            model_path=model_path, host="127.0.0.1", port=0, gpu_indexes=topo.nodes[rank].gpu_indexes,
-            gpu_vendor=self.deps.gpu_vendor(), work_dir=self._log_dir(),
-        )  # fmt: skip
         if backend == "vllm":
             ports = RayPorts.from_list(self._allocate(RayPorts.count(head=False)), head=False)
             return [ray_worker_part(ctx, topo, rank, ports)]
