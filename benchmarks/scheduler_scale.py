@@ -3,7 +3,7 @@
 import argparse
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from gpustack.scheduler.scheduler import schedule
 from gpustack.scheduler.types import Candidate, GPUSnapshot, ModelSnapshot, ResourceEstimate, WorkerSnapshot
@@ -61,8 +61,8 @@ ESTIMATE = ResourceEstimate(
 
 
 # vLLM (fraction rule, TP must divide heads and vocab): a 70B model, ~160 GiB, fits only an idle worker's 8 GPUs.
-VLLM_MODEL = ModelSnapshot(id=2, name="bench-vllm", backend="vllm", placement_strategy="spread")
-VLLM_ESTIMATE = ResourceEstimate(
+VLLM_ONE_MODEL = ModelSnapshot(id=2, name="bench-vllm", backend="vllm", placement_strategy="spread")
+VLLM_ONE_ESTIMATE = ResourceEstimate(
     weights_bytes=131 * GiB,
     kv_cache_bytes=5 * GiB // 2,
     compute_bytes=26 * GiB,
@@ -70,7 +70,37 @@ VLLM_ESTIMATE = ResourceEstimate(
     attention_heads=64,
     vocab_size=128256,
 )
-CASES = {"llama-box": (MODEL, ESTIMATE, 0), "vllm": (VLLM_MODEL, VLLM_ESTIMATE, 10)}
+# vLLM across workers: 300 GiB at 0.9 of 80 GiB cards needs five qualifying GPUs, so on H100 workers with
+# 2-4 of their 8 GPUs free no single worker fits and the distributed path groups workers by free GPU count.
+VLLM_MODEL = ModelSnapshot(
+    id=2, name="bench-vllm", backend="vllm", placement_strategy="spread", distributed_inference_across_workers=True
+)
+VLLM_ESTIMATE = ResourceEstimate(weights_bytes=300 * GiB, attention_heads=64)
+
+
+def busy_h100_workers(n: int, seed: int = 0) -> list[WorkerSnapshot]:
+    """n workers with 8 x 80 GiB GPUs of which 4 to 6 are taken by other instances."""
+    rng = random.Random(seed)
+    workers = []
+    for wid in range(1, n + 1):
+        busy = rng.randint(4, 6)
+        gpus = tuple(
+            GPUSnapshot(index=i, name="H100", vendor="nvidia", memory_total=80 * GiB,
+                        memory_claimed=(60 * GiB if i < busy else 0))
+            for i in range(GPUS_PER_WORKER)
+        )  # fmt: skip
+        workers.append(WorkerSnapshot(id=wid, name=f"h100-{wid:05d}", state="ready", labels={}, gpus=gpus,
+                                      memory_total=1024 * GiB, cpu_cores=64))  # fmt: skip
+    return workers
+
+
+Case = tuple[ModelSnapshot, ResourceEstimate, Callable[[int], list[WorkerSnapshot]]]
+CASES: dict[str, Case] = {
+    "llama-box": (MODEL, ESTIMATE, synthetic_workers),
+    "vllm": (VLLM_ONE_MODEL, VLLM_ONE_ESTIMATE, lambda n: synthetic_workers(n, idle_every=10)),
+    "vllm-distributed": (VLLM_MODEL, VLLM_ESTIMATE, busy_h100_workers),
+}
+"""Scenario name -> the model, its estimate and the workers it is timed over."""
 
 
 def time_per_call(
@@ -91,27 +121,34 @@ def describe(
     """The placement chosen, so a run that only produces refusals is visible."""
     result = schedule(model, estimate, workers)
     if isinstance(result, Candidate):
-        return f"{result.worker_name} GPUs {list(result.gpu_indexes)}"
+        subs = "".join(f" + {s.worker_name} GPUs {list(s.gpu_indexes)}" for s in result.subordinates)
+        return f"{result.worker_name} GPUs {list(result.gpu_indexes)}{subs}"
     return "refused"
+
+
+def run_case(name: str, repeats: int) -> None:
+    """Print one scenario's timings at every size, each against the 10-worker time."""
+    model, estimate, make_workers = CASES[name]
+    baseline: float | None = None
+    print(f"{name}:")
+    print(f"{'workers':>8} {'gpus':>6} {'ms/call':>10} {'vs 10':>8} {'per worker (us)':>16}  chosen")
+    for n in SIZES:
+        workers = make_workers(n)
+        seconds = time_per_call(workers, repeats, model, estimate)
+        baseline = baseline or seconds
+        print(
+            f"{n:>8} {n * GPUS_PER_WORKER:>6} {seconds * 1e3:>10.2f} {seconds / baseline:>7.1f}x "
+            f"{seconds / n * 1e6:>16.1f}  {describe(workers, model, estimate)}"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--backend", choices=sorted(CASES), default="llama-box", help="which selector to time")
+    parser.add_argument("--backend", choices=[*sorted(CASES), "all"], default="all", help="which scenario to time")
     args = parser.parse_args()
-    model, estimate, idle_every = CASES[args.backend]
-    baseline: float | None = None
-    print(f"{'workers':>8} {'gpus':>6} {'ms/call':>10} {'vs 10':>8} {'per worker (us)':>16}  chosen")
-    for n in SIZES:
-        workers = synthetic_workers(n, idle_every=idle_every)
-        seconds = time_per_call(workers, args.repeats, model, estimate)
-        baseline = baseline or seconds
-        ratio = seconds / baseline
-        print(
-            f"{n:>8} {n * GPUS_PER_WORKER:>6} {seconds * 1e3:>10.2f} {ratio:>7.1f}x "
-            f"{seconds / n * 1e6:>16.1f}  {describe(workers, model, estimate)}"
-        )
+    for name in CASES if args.backend == "all" else [args.backend]:
+        run_case(name, args.repeats)
 
 
 if __name__ == "__main__":

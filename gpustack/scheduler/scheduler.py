@@ -48,14 +48,25 @@ def _rank(candidate: Candidate, with_files: frozenset[int]) -> tuple[int, float,
 
 
 def apply_claim(workers: Sequence[WorkerSnapshot], candidate: Candidate) -> tuple[WorkerSnapshot, ...]:
-    """New snapshots with the candidate's VRAM and RAM claims added to its worker.
+    """New snapshots with the candidate's VRAM and RAM claims added to its worker (and to the workers of
+    its subordinate parts, which also join its Ray cluster when it forms one).
 
     Lets a caller schedule several pending instances in one pass without double-booking.
-    Raises ValueError if the candidate's worker or one of its GPUs is not in `workers`.
+    Raises ValueError if a part's worker or one of its GPUs is not in `workers`.
     """
-    if not any(worker.id == candidate.worker_id for worker in workers):
-        raise ValueError(f"worker {candidate.worker_name!r} (id {candidate.worker_id}) is not in the snapshot")
-    return tuple(_claim_on(worker, candidate) if worker.id == candidate.worker_id else worker for worker in workers)
+    parts = {part.worker_id: part for part in (candidate, *candidate.subordinates)}
+    known = {worker.id for worker in workers}
+    for part in parts.values():
+        if part.worker_id not in known:
+            raise ValueError(f"worker {part.worker_name!r} (id {part.worker_id}) is not in the snapshot")
+    out = []
+    for worker in workers:
+        if worker.id in parts:
+            worker = _claim_on(worker, parts[worker.id])
+            if candidate.ray_cluster:
+                worker = dataclasses.replace(worker, in_ray_cluster=True)
+        out.append(worker)
+    return tuple(out)
 
 
 def _claim_on(worker: WorkerSnapshot, candidate: Candidate) -> WorkerSnapshot:

@@ -34,6 +34,7 @@ class WorkerSnapshot:
     cpu_cores: int = 0
     gpu_overhead: int = 0  # bytes an engine process takes on each GPU it uses (CUDA context, cuBLAS, graphs)
     cpu_only_backends: frozenset[str] = frozenset()  # backends whose engine here cannot offload to GPUs
+    in_ray_cluster: bool = False  # takes part in a distributed vLLM instance (one Ray cluster per worker)
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,9 @@ class Candidate:
     terms: Mapping[str, int] = field(default_factory=dict)  # what the claim is made of, in bytes
     note: str = ""  # said on the instance when placed (e.g. why it runs on the CPU)
     vram_utilization: float | None = None  # fraction of each GPU the engine reserves (vLLM, SGLang)
+    # distributed placement: this candidate is the main worker's part, these are the other workers' parts
+    subordinates: tuple["Candidate", ...] = ()
+    ray_cluster: bool = False  # the placement forms a Ray cluster (each worker may join only one)
 
 
 def is_partial(candidate: Candidate) -> bool:

@@ -66,6 +66,28 @@ class ComputedResourceClaim(BaseModel):
     estimate: dict[str, Any] | None = None
 
 
+class SubordinateWorker(BaseModel):
+    """One subordinate worker's part of a distributed instance (GPUStack's ModelInstanceSubordinateWorker):
+    where it runs and what it claimed (set by the scheduler), and the ports, pid and state of its process
+    (reported by that worker)."""
+
+    worker_id: int | None = None
+    worker_name: str | None = None
+    worker_ip: str | None = None
+    worker_ifname: str | None = None
+    total_gpus: int | None = None
+    gpu_type: str | None = None
+    gpu_indexes: list[int] = []
+    gpu_addresses: list[str] = []
+    computed_resource_claim: ComputedResourceClaim | None = None
+    download_progress: float | None = None
+    pid: int | None = None
+    ports: list[int] = []
+    arguments: list[str] = []
+    state: InstanceState = InstanceState.PENDING
+    state_message: str | None = None
+
+
 class ModelInstanceBase(SQLModel):
     name: str = Field(index=True, unique=True, max_length=255)
     source: SourceEnum = enum_field(SourceEnum.LOCAL_PATH)  # the model's, copied at creation (GPUStack's field)
@@ -81,6 +103,8 @@ class ModelInstanceBase(SQLModel):
     download_progress: float | None = None
     restart_count: int = 0
     distributed_servers: list[dict[str, Any]] = json_field(list)
+    # ports the main worker opened for the distributed part (a Ray head's, a rendezvous), GPUStack's `ports`
+    ports: list[int] | None = nullable_json_field()
 
 
 class ModelInstance(ModelInstanceBase, table=True):
@@ -98,8 +122,18 @@ class ModelInstance(ModelInstanceBase, table=True):
     updated_at: datetime = updated_at_field()
 
 
+class SubordinateReport(BaseModel):
+    """What a subordinate worker reports of its part of a distributed instance."""
+
+    state: InstanceState
+    state_message: str | None = PField(default=None, max_length=8192)
+    pid: int | None = PField(default=None, ge=0, le=2**31 - 1)
+    ports: list[int] = PField(default=[], max_length=64)
+
+
 class ModelInstanceUpdate(BaseModel):
-    """State report from the worker that owns the instance (or an admin)."""
+    """State report from the worker that owns the instance (or an admin); a subordinate worker of a
+    distributed instance sends only `subordinate`, its own part."""
 
     state: InstanceState | None = None
     state_message: str | None = None
@@ -107,6 +141,8 @@ class ModelInstanceUpdate(BaseModel):
     pid: int | None = PField(default=None, ge=0, le=2**31 - 1)
     download_progress: float | None = None
     restart_count: int | None = PField(default=None, ge=0, le=2**31 - 1)
+    ports: list[int] | None = PField(default=None, max_length=64)
+    subordinate: SubordinateReport | None = None
 
     @field_validator("state", "restart_count")
     @classmethod
@@ -138,6 +174,11 @@ class ModelInstancePublic(ModelInstanceBase):
         """GPUStack's object form, or this project's stored list of subordinate workers."""
         if isinstance(value, dict):
             return value.get("subordinate_workers") or []
+        return value or []
+
+    @field_validator("ports", mode="before")
+    @classmethod
+    def _ports_in(cls, value: Any) -> Any:
         return value or []
 
     @field_serializer("distributed_servers")

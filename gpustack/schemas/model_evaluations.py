@@ -22,6 +22,7 @@ class Placement(BaseModel):
     worker_name: str
     gpu_indexes: list[int]
     computed_resource_claim: dict[str, Any]
+    subordinate_workers: list[dict[str, Any]] = []  # the other workers of a placement across workers
 
 
 class ModelEvaluationResult(BaseModel):

@@ -2,96 +2,30 @@
 
 import asyncio
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 
 from gpustack.core.tasks import TaskGroup
 from gpustack.schemas.instances import InstanceState, ModelInstancePublic, ModelInstanceUpdate
 from gpustack.schemas.models import ModelPublic
-from gpustack.worker.backends import LaunchContext, LaunchSpec, get_backend
+from gpustack.worker.backends import LaunchSpec, get_backend
 from gpustack.worker.backoff import Backoff, monotonic
 from gpustack.worker.catalog import apply_catalog, fetch_backend
-from gpustack.worker.client import ServerClient, ServerClientError, ServerResponseError
-from gpustack.worker.downloads import DownloadError, ModelResolver, ResolvedModel
+from gpustack.worker.client import ServerClientError, ServerResponseError
+from gpustack.worker.distributed.main import MainPart
+from gpustack.worker.distributed.parts import PartFailure
+from gpustack.worker.downloads import DownloadError, ResolvedModel
+from gpustack.worker.engine_deps import EngineDeps, ServeOptions, launch_context
 from gpustack.worker.failures import failure_excerpt
 from gpustack.worker.logs import instance_log_path, rotate
-from gpustack.worker.ports import NoFreePortError, PortAllocator
-from gpustack.worker.records import EngineRecord, EngineRecords
+from gpustack.worker.ports import NoFreePortError
+from gpustack.worker.records import EngineRecord
 from gpustack.worker.runtimes.base import Runtime, RuntimeStartError, get_runtime
 
 logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_CHARS = 4000
-
-
-@dataclass(frozen=True)
-class ServeOptions:
-    """Timings of the serve loop; tests shorten them, real engines need the generous defaults."""
-
-    tick_seconds: float = 2.0
-    monitor_seconds: float = 1.0
-    health_timeout_seconds: float = 600.0
-    health_poll_seconds: float = 0.5
-    restart_base_seconds: float = 2.0
-    restart_max_seconds: float = 60.0
-    healthy_reset_seconds: float = 300.0
-    resend_seconds: float = 5.0
-    stop_timeout_seconds: float = 10.0
-    error_log_lines: int = 10  # error lines and last lines each, in a failed instance's message
-    log_max_bytes: int = 20 * 2**20  # an instance log is rotated past this size
-    log_backups: int = 2  # rotated files kept per instance
-
-
-@dataclass
-class EngineDeps:
-    """What every runner shares: the server client, file resolver, ports and settings."""
-
-    client: ServerClient
-    resolver: ModelResolver
-    ports: PortAllocator
-    options: ServeOptions
-    data_dir: Path
-    runtime_name: str
-    health: httpx.AsyncClient
-    gpu_vendor: Callable[[], str]
-    request_resync: Callable[[], None]
-    records: EngineRecords
-    image_registry: str | None = None  # overrides the registry of built-in backend images
-    image_namespace: str | None = None  # overrides their namespace (e.g. a mirror's project)
-
-
-def launch_context(
-    instance: ModelInstancePublic, model: ModelPublic, *, model_path: str, port: int, gpu_vendor: str, work_dir: Path
-) -> LaunchContext:
-    """What a backend builds its command from: the model, and the placement the scheduler claimed
-    (GPUs, layers per GPU, the context the claim was computed for)."""
-    claim = instance.computed_resource_claim
-    return LaunchContext(
-        instance_id=instance.id,
-        instance_name=instance.name,
-        model_name=model.name,
-        model_path=model_path,
-        host="127.0.0.1",
-        port=port,
-        gpu_indexes=tuple(instance.gpu_indexes),
-        gpu_vendor=gpu_vendor,
-        backend_parameters=tuple(model.backend_parameters),
-        env=dict(model.env),
-        run_command=model.run_command,
-        image_name=model.image_name,
-        backend_version=model.backend_version,
-        offload_layers=claim.offload_layers if claim else None,
-        total_layers=claim.total_layers if claim else None,
-        tensor_split=tuple(claim.tensor_split or ()) if claim else (),
-        context_size=claim.context_size if claim else None,
-        vram_utilization=claim.vram_utilization if claim else None,
-        categories=tuple(model.categories),
-        worker_ip=instance.worker_ip or "",
-        work_dir=work_dir,
-    )
+__all__ = ["EngineDeps", "EngineFailure", "InstanceRunner", "ServeOptions", "launch_context"]  # deps re-exported
 
 
 class EngineFailure(Exception):
@@ -119,6 +53,7 @@ class InstanceRunner:
         self._last_at = 0.0
         self._tasks = TaskGroup()
         self._orphan = orphan  # an engine an earlier worker process started for this instance
+        self._main: MainPart | None = None  # the distributed part when this worker is the instance's main
 
     def start(self) -> None:
         self._tasks.spawn(f"instance-{self.instance_id}", self._run)
@@ -162,7 +97,7 @@ class InstanceRunner:
         self.phase = InstanceState.STARTING
         await self._report(state=InstanceState.STARTING, state_message=None, port=self.port)
         catalog = await fetch_backend(self.deps.client, model.backend.value)
-        spec = self._spec(model, resolved, self.port, catalog)
+        spec = await self._spec(model, resolved, self.port, catalog)
         await self._start_engine(spec)
         await self._wait_healthy(spec)
         self.phase = InstanceState.RUNNING
@@ -185,6 +120,9 @@ class InstanceRunner:
         self._handle, self.port = record.handle, record.port
         self.pid = await self._runtime.main_pid(record.handle)
         self.deps.ports.reserve(record.port)
+        if self.instance.distributed_servers:  # its Ray head / parts went with the earlier worker: start over
+            await self._release()
+            return False
         url = f"http://127.0.0.1:{record.port}{record.health_path}"
         for _ in range(3):
             if await self._healthy(url):
@@ -225,7 +163,7 @@ class InstanceRunner:
         except NoFreePortError as exc:
             raise EngineFailure(str(exc)) from exc
 
-    def _spec(self, model: ModelPublic, resolved: ResolvedModel, port: int, catalog: dict | None) -> LaunchSpec:
+    async def _spec(self, model: ModelPublic, resolved: ResolvedModel, port: int, catalog: dict | None) -> LaunchSpec:
         ctx = launch_context(
             self.instance,
             model,
@@ -243,7 +181,13 @@ class InstanceRunner:
                 registry=deps.image_registry,
                 namespace=deps.image_namespace,
             )
+            if self.instance.distributed_servers:  # the other workers' parts first, then this engine over them
+                self._main = MainPart(get_runtime(deps.runtime_name), deps.ports, ctx.work_dir / "parts",
+                                      lambda: self.instance, self._report_ports)  # fmt: skip
+                return await self._main.prepare(model.backend.value, ctx)
             return get_backend(model.backend.value)(ctx)
+        except PartFailure as exc:
+            raise EngineFailure(f"distributed part: {exc}") from exc
         except (KeyError, ValueError, RuntimeError) as exc:
             reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
             raise EngineFailure(f"backend '{model.backend.value}': {reason}") from exc
@@ -330,10 +274,18 @@ class InstanceRunner:
             code = await self._exit_code()
             if code is not None:
                 raise await self._exited(code, "while running")
+            if self._main is not None and (why := await self._main.check()):
+                raise EngineFailure(f"distributed part: {why}")
             await asyncio.to_thread(rotate, self.log_path, options.log_max_bytes, options.log_backups)
 
+    async def _report_ports(self, ports: list[int]) -> None:
+        await self._report(ports=ports)
+
     async def _release(self) -> None:
-        """Stop the engine if one runs and free its port."""
+        """Stop the engine if one runs (and the distributed part under it) and free its port."""
+        if self._main is not None:
+            main, self._main = self._main, None
+            await main.stop()
         if self._handle is not None and self._runtime is not None:
             await self._runtime.stop(self._handle, timeout=self.deps.options.stop_timeout_seconds)
             await asyncio.to_thread(self.deps.records.remove, self.instance_id)

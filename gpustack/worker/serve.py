@@ -14,6 +14,7 @@ from gpustack.core.tasks import wait_event
 from gpustack.schemas.instances import WORKER_OWNED_STATES, ModelInstancePublic
 from gpustack.worker.backoff import Backoff, monotonic
 from gpustack.worker.client import ServerClient, ServerClientError
+from gpustack.worker.distributed.subordinate import SubordinateRunner
 from gpustack.worker.downloads import ModelResolver
 from gpustack.worker.engine import EngineDeps, InstanceRunner, ServeOptions
 from gpustack.worker.ports import PortAllocator
@@ -23,6 +24,15 @@ from gpustack.worker.runtimes.base import get_runtime
 logger = logging.getLogger(__name__)
 
 TOUCHED_KEEP_SECONDS = 600.0
+
+
+def takes_part(row: ModelInstancePublic, worker_id: int | None) -> bool:
+    """The instance is placed on this worker, or this worker is one of its subordinates."""
+    return row.worker_id == worker_id or worker_id in subordinate_ids(row)
+
+
+def subordinate_ids(row: ModelInstancePublic) -> set[int]:
+    return {s["worker_id"] for s in row.distributed_servers if s.get("worker_id") is not None}
 
 
 class InstanceCache:
@@ -42,7 +52,7 @@ class InstanceCache:
             return False
         row = ModelInstancePublic.model_validate(data)
         self._touched[row.id] = monotonic()
-        if kind == "deleted" or row.worker_id != worker_id:
+        if kind == "deleted" or not takes_part(row, worker_id):
             self.rows.pop(row.id, None)
         else:
             self.rows[row.id] = row
@@ -73,6 +83,7 @@ class ServeLoop:
         self.cache = InstanceCache()
         self.gpu_vendor = "nvidia"
         self._runners: dict[int, InstanceRunner] = {}
+        self._parts: dict[int, SubordinateRunner] = {}  # this worker's parts of other workers' instances
         self._wake = asyncio.Event()
         self._resync_requested = asyncio.Event()
         self._resync_lock = asyncio.Lock()
@@ -164,6 +175,24 @@ class ServeLoop:
                 runner.start()
             else:
                 runner.observe(row)
+        await self._reconcile_parts(me)
+
+    async def _reconcile_parts(self, me: int | None) -> None:
+        """One SubordinateRunner per distributed instance this worker is a subordinate of."""
+        desired = {
+            row.id: row
+            for row in self.cache.rows.values()
+            if row.worker_id != me and me in subordinate_ids(row) and row.state in WORKER_OWNED_STATES
+        }
+        gone = [self._parts.pop(i) for i in list(self._parts) if i not in desired]
+        await asyncio.gather(*(part.stop() for part in gone))
+        for instance_id, row in desired.items():
+            if (part := self._parts.get(instance_id)) is None:
+                logger.info("this worker takes part in instance %s; starting its part", row.name)
+                part = self._parts[instance_id] = SubordinateRunner(row, self.deps, me or 0)
+                part.start()
+            else:
+                part.observe(row)
 
     async def _reap_orphans(self, desired: dict[int, ModelInstancePublic]) -> dict[int, EngineRecord]:
         """Engines an earlier worker process started: those of instances still placed here are kept for
@@ -187,6 +216,8 @@ class ServeLoop:
         """Stop every engine this worker started."""
         runners = list(self._runners.values())
         self._runners.clear()
+        parts, self._parts = list(self._parts.values()), {}
+        await asyncio.gather(*(part.stop() for part in parts), return_exceptions=True)
         await self._stop(runners)
         await self._health.aclose()
 

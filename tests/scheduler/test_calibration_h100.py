@@ -79,7 +79,7 @@ def _place_one(model: Model, estimated: Estimated, snapshots: tuple[WorkerSnapsh
     result = schedule(model_snapshot(model), estimated.estimate, snapshots)
     assert isinstance(result, Candidate), getattr(result, "message", result)
     row = ModelInstance(id=7, name="m-1", model_id=1)
-    _place(row, result, "10.0.0.1", estimated)
+    _place(row, result, {1: "10.0.0.1"}, estimated)
     return ModelInstancePublic.model_validate(row, from_attributes=True)
 
 

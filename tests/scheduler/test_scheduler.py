@@ -75,7 +75,7 @@ def test_refusal_collects_filter_and_selector_reasons() -> None:
         "down": "worker is not_ready",
         "other": "label selector wants tier=prod, worker has tier=dev",
         "small": ("needs 9.0 GiB VRAM, largest free GPU has 4.0 GiB (GPU 0 RTX 3050); CPU offloading is disabled"),
-        "*": "distributed inference across workers is not supported yet",
+        "*": "across workers: 1 usable worker(s) with GPUs, distributed llama-box needs two",
     }
     # shortest reason first, whatever the worker names
     assert result.message.startswith("No worker can take this instance. down: worker is not_ready; other: label")

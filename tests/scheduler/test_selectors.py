@@ -1,6 +1,6 @@
 """Selectors: single GPU, multi-GPU layer split, partial offload, CPU, generic, refusal texts."""
 
-from gpustack.scheduler.selectors import DISTRIBUTED_UNSUPPORTED, select_candidates, selector_for
+from gpustack.scheduler.selectors import select_candidates, selector_for
 from gpustack.scheduler.selectors.common import distribute
 from gpustack.scheduler.selectors.fraction import select_fraction
 from gpustack.scheduler.selectors.generic import select_generic
@@ -124,7 +124,7 @@ def test_small_numbers_are_shown_in_mib() -> None:
 def test_distributed_flag_adds_star_reason_only_when_nothing_fits() -> None:
     small = [worker(1, "a", [gpu(0, 4)], ram=1)]
     _, reasons = select_candidates(model(distributed_inference_across_workers=True), estimate(), small)
-    assert reasons["*"] == DISTRIBUTED_UNSUPPORTED
+    assert reasons["*"] == "across workers: 1 usable worker(s) with GPUs, distributed llama-box needs two"
     _, reasons = select_candidates(model(distributed_inference_across_workers=False), estimate(), small)
     assert "*" not in reasons
     big = [worker(1, "a", [gpu(0, 24)])]

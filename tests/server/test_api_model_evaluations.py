@@ -106,3 +106,33 @@ def test_vllm_fit_rules_are_explained(api: httpx.Client, busy_4090: dict[str, st
     assert placed["compatible"] is True, placed
     claim = placed["placement"]["computed_resource_claim"]
     assert claim["vram_utilization"] == 0.2 and claim["vram"]["0"] < 5 * GiB
+
+
+def test_a_model_fitting_only_across_two_workers(api: httpx.Client, server: RunningServer, tmp_path: Path) -> None:
+    """Refused with the reason when distributed inference is off; placed on both when it is on."""
+    label = unique("pair")
+    gpu = {"index": 0, "name": "RTX 4060", "memory_total": 8 * GiB, "simulated": True}
+    status = {"memory": {"total": 32 * GiB}, "gpu_devices": [gpu], "simulated_gpus": True}
+    names = [unique("pair-a"), unique("pair-b")]
+    for name in names:
+        registered = register_worker(server, name, labels={"pool": label}, status=status)
+        with client_with(server, registered["credential"]) as own:
+            assert own.post("/v2/workers/me/status", json={"status": status}).status_code == 200
+    shape = LlamaShape(embd=4096, blocks=24, heads=32, kv_heads=8, ffn=11008, ctx=2048)  # ~8.4 GiB F16
+    path = write_sparse_llama_gguf(tmp_path / "pair.gguf", shape)
+    spec = {"local_path": str(path), "worker_selector": {"pool": label}, "cpu_offloading": False}
+
+    (refused,) = _evaluate(api, spec)
+    assert refused["compatible"] is False
+    assert any(m.startswith("*: fits across 2 workers") for m in refused["scheduling_messages"]), refused
+
+    (placed,) = _evaluate(api, {**spec, "distributed_inference_across_workers": True})
+    assert placed["compatible"] is True, placed
+    placement = placed["placement"]
+    (sub,) = placement["subordinate_workers"]
+    assert {placement["worker_name"], sub["worker_name"]} == set(names)
+    assert sub["gpu_indexes"] == [0] and sub["ports"] == []
+    both = sum(placement["computed_resource_claim"]["vram"].values()) + sum(
+        sub["computed_resource_claim"]["vram"].values()
+    )
+    assert placed["resource_claim"]["vram"] == both

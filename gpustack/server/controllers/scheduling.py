@@ -15,7 +15,7 @@ from sqlmodel import col, select
 from gpustack.scheduler.estimate.metadata import VRAM_CLAIM_ENV, ModelMetadata
 from gpustack.scheduler.scheduler import apply_claim, schedule
 from gpustack.scheduler.types import Candidate, ModelSnapshot, WorkerSnapshot
-from gpustack.schemas.instances import ComputedResourceClaim, InstanceState, ModelInstance
+from gpustack.schemas.instances import ComputedResourceClaim, InstanceState, ModelInstance, SubordinateWorker
 from gpustack.schemas.model_files import ModelFile, ModelFileState
 from gpustack.schemas.model_metadata import ModelMetadataCache
 from gpustack.schemas.models import Model, source_key
@@ -88,8 +88,10 @@ async def load_cluster(session: AsyncSession) -> Cluster:
     holders: dict[tuple[str, str], set[int]] = {}
     for source, key, worker_id in (await session.execute(ready)).all():
         holders.setdefault((str(source), key), set()).add(worker_id)
+    ray_stmt = select(Model.id).where(Model.backend == BackendEnum.VLLM)
+    ray_models = frozenset((await session.execute(ray_stmt)).scalars().all())
     return Cluster(
-        snapshots=worker_snapshots(workers, placed),
+        snapshots=worker_snapshots(workers, placed, ray_models),
         per_model=Counter((i.model_id, i.worker_id) for i in placed),
         ips={w.id: w.ip for w in workers},
         files={k: frozenset(v) for k, v in holders.items()},
@@ -247,7 +249,7 @@ class SchedulingController:
                 _refuse(row, f"scheduling failed: {exc}")
                 continue
             if isinstance(result, Candidate):
-                _place(row, result, cluster.ips.get(result.worker_id), est)
+                _place(row, result, cluster.ips, est)
                 snapshots = apply_claim(snapshots, result)
                 per_model[(row.model_id, result.worker_id)] += 1
             else:
@@ -309,12 +311,39 @@ def claim_of(cand: Candidate, est: Estimated) -> ComputedResourceClaim:
     )
 
 
-def _place(inst: ModelInstance, cand: Candidate, worker_ip: str | None, est: Estimated) -> None:
+def distributed_servers(cand: Candidate, ips: dict[int | None, str]) -> list[dict[str, Any]]:
+    """The subordinate workers of a distributed placement as the instance records them (GPUStack's
+    ModelInstanceSubordinateWorker); each worker reports its ports, pid and state once its part runs."""
+    return [
+        SubordinateWorker(
+            worker_id=part.worker_id,
+            worker_name=part.worker_name,
+            worker_ip=ips.get(part.worker_id),
+            total_gpus=len(part.gpu_indexes),
+            gpu_indexes=list(part.gpu_indexes),
+            computed_resource_claim=ComputedResourceClaim(
+                vram=dict(part.vram), ram=part.ram, tensor_split=list(part.tensor_split) or None,
+                vram_utilization=part.vram_utilization,
+            ),
+        ).model_dump(mode="json")
+        for part in cand.subordinates
+    ]  # fmt: skip
+
+
+def _place(inst: ModelInstance, cand: Candidate, ips: dict[int | None, str], est: Estimated) -> None:
     inst.worker_id = cand.worker_id
     inst.worker_name = cand.worker_name
-    inst.worker_ip = worker_ip
+    inst.worker_ip = ips.get(cand.worker_id)
     inst.gpu_indexes = list(cand.gpu_indexes)
     inst.computed_resource_claim = claim_of(cand, est).model_dump(mode="json")
+    inst.distributed_servers = distributed_servers(cand, ips)
     inst.state = InstanceState.SCHEDULED
     inst.state_message = "; ".join(note for note in (cand.note, est.note) if note) or None
-    logger.info("scheduled %s on %s gpus=%s", inst.name, cand.worker_name, list(cand.gpu_indexes))
+    subs = [f"{part.worker_name} gpus={list(part.gpu_indexes)}" for part in cand.subordinates]
+    logger.info(
+        "scheduled %s on %s gpus=%s%s",
+        inst.name,
+        cand.worker_name,
+        list(cand.gpu_indexes),
+        f" with {', '.join(subs)}" if subs else "",
+    )

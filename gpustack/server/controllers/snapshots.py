@@ -24,18 +24,39 @@ def model_snapshot(model: Model) -> ModelSnapshot:
     )
 
 
+def _parts(inst: ModelInstance) -> list[tuple[int | None, dict]]:
+    """(worker id, claim) of each part of an instance: its main worker's, then each subordinate's."""
+    parts: list[tuple[int | None, dict]] = [(inst.worker_id, inst.computed_resource_claim or {})]
+    for sub in inst.distributed_servers or []:
+        parts.append((sub.get("worker_id"), sub.get("computed_resource_claim") or {}))
+    return parts
+
+
 def _claims(instances: Sequence[ModelInstance]) -> tuple[dict[tuple[int, int], int], dict[int, int]]:
-    """Bytes claimed per (worker id, GPU index) and RAM per worker id, from placed instances."""
+    """Bytes claimed per (worker id, GPU index) and RAM per worker id, from placed instances (every part
+    of a distributed instance counts on its own worker)."""
     vram: dict[tuple[int, int], int] = defaultdict(int)
     ram: dict[int, int] = defaultdict(int)
     for inst in instances:
-        if inst.worker_id is None or not inst.computed_resource_claim:
+        if inst.worker_id is None:
             continue
-        claim = inst.computed_resource_claim
-        for index, amount in (claim.get("vram") or {}).items():
-            vram[(inst.worker_id, int(index))] += int(amount)
-        ram[inst.worker_id] += int(claim.get("ram") or 0)
+        for worker_id, claim in _parts(inst):
+            if worker_id is None:
+                continue
+            for index, amount in (claim.get("vram") or {}).items():
+                vram[(worker_id, int(index))] += int(amount)
+            ram[worker_id] += int(claim.get("ram") or 0)
     return vram, ram
+
+
+def ray_members(instances: Sequence[ModelInstance], ray_models: frozenset[int]) -> frozenset[int]:
+    """Workers taking part in a placed distributed instance of a model in `ray_models` (vLLM's)."""
+    members: set[int] = set()
+    for inst in instances:
+        if inst.worker_id is None or not inst.distributed_servers or inst.model_id not in ray_models:
+            continue
+        members.update(w for w, _ in _parts(inst) if w is not None)
+    return frozenset(members)
 
 
 def _cpu_only_backends(status: WorkerStatus) -> frozenset[str]:
@@ -46,8 +67,13 @@ def _cpu_only_backends(status: WorkerStatus) -> frozenset[str]:
     return frozenset(name for name, info in status.backends.items() if info.gpu_offload is False)
 
 
-def worker_snapshots(workers: Sequence[Worker], instances: Sequence[ModelInstance]) -> tuple[WorkerSnapshot, ...]:
+def worker_snapshots(
+    workers: Sequence[Worker], instances: Sequence[ModelInstance], ray_models: frozenset[int] = frozenset()
+) -> tuple[WorkerSnapshot, ...]:
+    """Snapshots of `workers` with the claims of the placed `instances`; `ray_models` are the ids of the
+    models whose distributed instances form a Ray cluster (vLLM), which a worker joins only one of."""
     vram, ram = _claims(instances)
+    in_ray = ray_members(instances, ray_models)
     snapshots = []
     for worker in workers:
         status = WorkerStatus.model_validate(worker.status or {})
@@ -75,6 +101,7 @@ def worker_snapshots(workers: Sequence[Worker], instances: Sequence[ModelInstanc
                 cpu_cores=status.cpu.total,
                 gpu_overhead=status.gpu_runtime_overhead,
                 cpu_only_backends=_cpu_only_backends(status),
+                in_ray_cluster=worker.id in in_ray,
             )
         )
     return tuple(snapshots)

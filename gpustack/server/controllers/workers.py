@@ -15,7 +15,7 @@ from gpustack.schemas.common import utcnow
 from gpustack.schemas.instances import InstanceState, ModelInstance
 from gpustack.schemas.workers import Worker, WorkerState
 from gpustack.server.db import Database
-from gpustack.server.services.workers import reset_placement
+from gpustack.server.services.workers import reset_placement, subordinate_ids
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +57,9 @@ async def reconcile_workers(
             .all()
         )  # type: ignore[union-attr]
         by_worker: dict[int, list[ModelInstance]] = {}
-        for inst in instances:
-            by_worker.setdefault(inst.worker_id, []).append(inst)  # type: ignore[arg-type]
+        for inst in instances:  # a distributed instance depends on each of its workers
+            for worker_id in (inst.worker_id, *subordinate_ids(inst)):
+                by_worker.setdefault(worker_id, []).append(inst)  # type: ignore[arg-type]
         for worker in workers:
             last = worker.heartbeat_time or worker.created_at
             if watching_since is not None and last < watching_since:

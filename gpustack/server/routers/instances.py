@@ -30,8 +30,10 @@ async def list_instances(
     watch: Watch = False,
 ) -> object:
     if watch:
+        part_of = await service.worker_filter(session=session, worker_id=worker_id) if worker_id else None
+        await session.close()  # the stream outlives the request's session
         return watch_response(
-            request, ModelInstance, ModelInstancePublic, model_id=model_id, worker_id=worker_id, state=state
+            request, ModelInstance, ModelInstancePublic, model_id=model_id, worker_id=part_of, state=state
         )
     return await service.list_instances(
         session=session,

@@ -27,7 +27,7 @@ from gpustack.server.controllers.estimates import (
     metadata_request,
 )
 from gpustack.server.controllers.metadata import FETCH_ERRORS, fetch_metadata, ready_workers, worker_targets
-from gpustack.server.controllers.scheduling import Cluster, claim_of, load_cluster
+from gpustack.server.controllers.scheduling import Cluster, claim_of, distributed_servers, load_cluster
 from gpustack.server.services.model_metadata import cached_metadata, store_metadata
 
 FETCH_TIMEOUT_SECONDS = 10.0
@@ -128,12 +128,14 @@ def _evaluate(model: Model, estimated: Estimated, cluster: Cluster) -> ModelEval
         worker_name=result.worker_name,
         gpu_indexes=list(result.gpu_indexes),
         computed_resource_claim=claim.model_dump(mode="json"),
+        subordinate_workers=distributed_servers(result, cluster.ips),
     )
+    vram = sum(sum(part.vram.values()) for part in (result, *result.subordinates))
     return ModelEvaluationResult(
         compatible=True,
         compatibility_messages=notes + ([result.note] if result.note else []),
         default_spec=_spec_out(model),
-        resource_claim=ResourceClaim(ram=result.ram, vram=sum(result.vram.values())),
+        resource_claim=ResourceClaim(ram=result.ram, vram=vram),
         placement=placement,
         estimate=terms,
     )

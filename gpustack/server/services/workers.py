@@ -3,7 +3,7 @@
 import hmac
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import select
+from sqlmodel import col, select
 
 from gpustack.core.errors import ForbiddenError, InvalidError, UnauthorizedError
 from gpustack.schemas.common import PaginatedList, utcnow
@@ -136,11 +136,17 @@ async def update_worker(*, session: AsyncSession, worker_id: int, data: WorkerUp
 async def delete_worker(*, session: AsyncSession, worker_id: int) -> None:
     """Removes the worker; its instances go back to pending so the scheduler places them again."""
     worker = await get_or_404(session, Worker, worker_id, "worker")
-    stmt = select(ModelInstance).where(ModelInstance.worker_id == worker_id)
+    stmt = select(ModelInstance).where(col(ModelInstance.worker_id).is_not(None))
     for inst in (await session.execute(stmt)).scalars().all():
-        reset_placement(inst, f"worker '{worker.name}' was removed")
+        if inst.worker_id == worker_id or worker_id in subordinate_ids(inst):
+            reset_placement(inst, f"worker '{worker.name}' was removed")
     await session.delete(worker)
     await session.commit()
+
+
+def subordinate_ids(inst: ModelInstance) -> set[int]:
+    """Ids of the subordinate workers of a distributed instance."""
+    return {sub["worker_id"] for sub in inst.distributed_servers or [] if sub.get("worker_id") is not None}
 
 
 def reset_placement(inst: ModelInstance, reason: str) -> None:
@@ -154,4 +160,5 @@ def reset_placement(inst: ModelInstance, reason: str) -> None:
     inst.port = None
     inst.pid = None
     inst.computed_resource_claim = None
+    inst.distributed_servers = []
     inst.download_progress = None

@@ -71,12 +71,14 @@ def _context(ctx: LaunchContext) -> str:
 
 
 def _split(ctx: LaunchContext) -> list[str]:
-    """Layers per GPU as the scheduler placed them (even when it did not say), for multi-GPU runs."""
-    if len(ctx.gpu_indexes) < 2:
-        return []
-    if len(ctx.tensor_split) == len(ctx.gpu_indexes):
+    """Layers per device as the scheduler placed them (even when it did not say), for multi-device runs;
+    with RPC servers the devices are the RPC servers first, then the local GPUs (llama.cpp's order)."""
+    devices = len(ctx.rpc_servers) + len(ctx.gpu_indexes)
+    if devices >= 2 and len(ctx.tensor_split) == devices:
         return [str(n) for n in ctx.tensor_split]
-    return ["1" for _ in ctx.gpu_indexes]
+    if ctx.rpc_servers or len(ctx.gpu_indexes) < 2:
+        return []  # with RPC servers but no recorded split, llama.cpp splits by each device's free memory
+    return ["1"] * devices
 
 
 def llama_box_argv(binary: str, ctx: LaunchContext) -> list[str]:
