@@ -18,7 +18,7 @@ from gpustack.scheduler.types import Candidate, ModelSnapshot, WorkerSnapshot
 from gpustack.schemas.instances import ComputedResourceClaim, InstanceState, ModelInstance, SubordinateWorker
 from gpustack.schemas.model_files import ModelFile, ModelFileState
 from gpustack.schemas.model_metadata import ModelMetadataCache
-from gpustack.schemas.models import Model, source_key
+from gpustack.schemas.models import BackendEnum, Model, source_key
 from gpustack.schemas.workers import Worker
 from gpustack.server.controllers.estimates import (
     Estimated,
