@@ -24,7 +24,8 @@ from gpustack.scheduler.types import Candidate, GPUSnapshot, ModelSnapshot, Reso
 from gpustack.scheduler.units import fmt_bytes
 
 RPC_BACKENDS = frozenset({"llama-box"})
-FRACTION_BACKENDS = frozenset(FRACTION_FLAGS)
+# MindIE is not placed across workers: its rank table needs NPU device IPs that workers do not report yet
+FRACTION_BACKENDS = frozenset(FRACTION_FLAGS) - {"mindie"}
 IN_RAY_CLUSTER = "already in a distributed vLLM instance (a worker joins one Ray cluster at a time)"
 
 Member = tuple[int, WorkerSnapshot, tuple[GPUSnapshot, ...]]  # (room in bytes, worker, GPUs used)
