@@ -6,7 +6,6 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,21 +25,24 @@ TAIL_BYTES = 16 << 10  # a JSON answer's usage object sits at its end
 _TOKENS = {name: re.compile(rb'"%s"\s*:\s*(\d+)' % name.encode()) for name in ("prompt_tokens", "completion_tokens")}
 
 
-@dataclass
 class Metered:
-    """One request on its way: who, what, when; filled in as the answer passes."""
+    """One request on its way: who, what, when; filled in as the answer passes. Only plain attributes are set
+    on the request path (no datetime, no metric label lookups): the writer derives the rest."""
 
-    user_id: int
-    api_key_id: int
-    model: str
-    route: str
-    started: float = field(default_factory=time.perf_counter)
-    created_at: datetime = field(default_factory=lambda: datetime.now(UTC).replace(tzinfo=None))
-    status: int = 0
-    ttft: float | None = None
-    latency: float = 0.0
-    tail: bytes = b""  # the end of a JSON answer, parsed by the writer
-    watch: UsageWatch | None = None
+    __slots__ = ("user_id", "api_key_id", "model", "route", "started", "wall", "status", "ttft", "latency",
+                 "tail", "watch", "observed")  # fmt: skip
+
+    def __init__(self, user_id: int, api_key_id: int, model: str, route: str, *, status: int = 0,
+                 tail: bytes = b"", watch: UsageWatch | None = None) -> None:  # fmt: skip
+        self.user_id, self.api_key_id, self.model, self.route = user_id, api_key_id, model, route
+        self.started = time.perf_counter()
+        self.wall = time.time()  # the record's created_at, made a datetime by the writer
+        self.status = status
+        self.ttft: float | None = None
+        self.latency = 0.0
+        self.tail = tail  # the end of a JSON answer, parsed by the writer
+        self.watch = watch
+        self.observed = False  # counted in the metrics (a batch the database refused is not counted twice)
 
 
 def tokens_from_tail(tail: bytes) -> tuple[int, int] | None:
@@ -63,7 +65,7 @@ def to_record(m: Metered) -> dict[str, Any]:
     elif m.tail and (parsed := tokens_from_tail(m.tail)) is not None:
         prompt, completion = parsed
     return {
-        "created_at": m.created_at,
+        "created_at": datetime.fromtimestamp(m.wall, UTC).replace(tzinfo=None),
         "user_id": m.user_id,
         "api_key_id": m.api_key_id or NO_KEY,
         "model": m.model[:255],
@@ -86,13 +88,12 @@ class Meter:
         self.persist = persist  # False: token counters only, no usage rows (usage_metering off)
         self.queue: list[Metered] = []
         self.wake = asyncio.Event()
+        self.in_flight = 0  # streamed answers being relayed; read by the gauges on scrape
+        metrics.in_flight.set_function(lambda: self.in_flight)
+        metrics.usage_queue.set_function(lambda: len(self.queue))
 
     def finish(self, m: Metered) -> None:
-        labels = (m.model, m.route)
-        self.metrics.requests.labels(m.model, m.route, str(m.status)).inc()
-        self.metrics.latency.labels(*labels).observe(m.latency)
-        if m.ttft is not None:
-            self.metrics.ttft.labels(*labels).observe(m.ttft)
+        """Queues the request; its counters and histograms are updated by the writer (within a second)."""
         self.queue.append(m)
         if len(self.queue) >= BATCH:
             self.wake.set()
@@ -106,7 +107,7 @@ class Meter:
                 m.tail = bytes(response.body[-TAIL_BYTES:])
             self.finish(m)
             return response
-        self.metrics.in_flight.inc()
+        self.in_flight += 1
         json_body = response.headers.get("content-type", "").startswith("application/json")
         response.body_iterator = self._watch(m, response.body_iterator, json_body)  # type: ignore[arg-type]
         return response
@@ -117,11 +118,11 @@ class Meter:
                 if m.ttft is None:
                     m.ttft = time.perf_counter() - m.started
                 if keep_tail:
-                    m.tail = (m.tail + chunk)[-TAIL_BYTES:]
+                    m.tail = (m.tail + chunk)[-TAIL_BYTES:] if m.tail else chunk
                 yield chunk
         finally:
             m.latency = time.perf_counter() - m.started
-            self.metrics.in_flight.dec()
+            self.in_flight -= 1
             self.finish(m)
 
     def take(self) -> list[Metered]:
@@ -159,9 +160,9 @@ async def _prune(db: Database, retention_days: int) -> None:
 async def flush(meter: Meter, db: Database) -> bool:
     """Writes what is queued; on a database failure the batch goes back to the queue for the next try."""
     batch = meter.take()
-    meter.metrics.usage_queue.set(0)
     if not batch:
         return True
+    observe(meter.metrics, batch)
     records = [to_record(m) for m in batch]
     if meter.persist:
         try:
@@ -178,10 +179,22 @@ async def flush(meter: Meter, db: Database) -> bool:
     return True
 
 
+def observe(metrics: ServerMetrics, batch: list[Metered]) -> None:
+    """Request counters and latency histograms of a batch, once per request."""
+    for m in batch:
+        if m.observed:
+            continue
+        m.observed = True
+        labels = (m.model, m.route)
+        metrics.requests.labels(m.model, m.route, str(m.status)).inc()
+        metrics.latency.labels(*labels).observe(m.latency)
+        if m.ttft is not None:
+            metrics.ttft.labels(*labels).observe(m.ttft)
+
+
 def _requeue(meter: Meter, batch: list[Metered]) -> None:
     meter.queue[:0] = batch
     if len(meter.queue) > MAX_QUEUED:
         dropped = len(meter.queue) - MAX_QUEUED
         del meter.queue[:dropped]
         logger.error("the database is still unavailable: dropped the %d oldest usage records", dropped)
-    meter.metrics.usage_queue.set(len(meter.queue))

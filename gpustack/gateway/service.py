@@ -136,7 +136,7 @@ async def proxy_openai(gateway: Gateway, request: Request, caller: Caller, path:
     if parsed is not None and parsed.watch is not None and parsed.data is not None:
         metered.watch = parsed.watch
         if not parsed.watch.client_wants_usage:
-            body = ask_for_usage(parsed.data)  # the usage chunk is hidden from the client again
+            body = ask_for_usage(parsed.data, body)  # the usage chunk is hidden from the client again
     response = await _proxy(gateway, request, caller, path, body, headers, parsed)
     if metered.model not in gateway.table.models:
         metered.model = ""  # a name no model has: not a label value (clients could invent any number)

@@ -14,9 +14,10 @@ _CONTENT = re.compile(rb'"(?:content|text)"\s*:\s*"[^"]')  # a chunk carrying so
 
 @dataclass
 class UsageWatch:
-    """What one stream needs: the prompt's size, and what the events passing through showed."""
+    """What one stream needs: the prompt (sized only for an estimate), and what the events passing through showed."""
 
-    prompt_chars: int
+    prompt: Any = None  # the request's prompt (completions), sized only for an estimate
+    messages: list[Any] | None = None  # or its messages (chat)
     client_wants_usage: bool = True  # stream_options.include_usage was in the client's request
     engine_usage: bool = False  # the engine sent its own usage: nothing to add
     completion_tokens: int = 0  # chunks with text (llama.cpp engines stream one token per chunk)
@@ -46,6 +47,22 @@ class UsageWatch:
             self.usage = usage
             return chunk
         return None
+
+    @property
+    def prompt_chars(self) -> int:
+        if self.messages is not None:
+            return sum(_text_size(m.get("content")) for m in self.messages if isinstance(m, dict))
+        return _text_size(self.prompt)
+
+    def passes(self, chunk: bytes) -> bool:
+        """True when `chunk` is whole events that need no change: counted here and passed as they are
+        (one substring search each; only chunks with usage, the end, or the first one to remember are split)."""
+        if not chunk.endswith(b"\n\n") or b'"usage"' in chunk:
+            return False
+        if self.client_wants_usage and (self.last is None or b"[DONE]" in chunk):
+            return False
+        self.completion_tokens += len(_CONTENT.findall(chunk))
+        return True
 
     @property
     def prompt_tokens(self) -> int:
@@ -98,14 +115,19 @@ def usage_watch(request: dict[str, Any]) -> UsageWatch | None:
     wants = isinstance(options, dict) and options.get("include_usage") is True
     messages = request.get("messages")
     if isinstance(messages, list):
-        size = sum(_text_size(m.get("content")) for m in messages if isinstance(m, dict))
-    else:
-        size = _text_size(request.get("prompt"))
-    return UsageWatch(prompt_chars=size, client_wants_usage=wants)
+        return UsageWatch(messages=messages, client_wants_usage=wants)
+    return UsageWatch(prompt=request.get("prompt"), client_wants_usage=wants)
 
 
-def ask_for_usage(request: dict[str, Any]) -> bytes:
-    """The request body with stream_options.include_usage set, for a client that did not ask."""
+_ASK = b'"stream_options":{"include_usage":true},'
+
+
+def ask_for_usage(request: dict[str, Any], body: bytes) -> bytes:
+    """The request body with stream_options.include_usage set, for a client that did not ask: spliced in
+    after the opening brace when the client sent no stream_options (the body is a non-empty JSON object)."""
+    if "stream_options" not in request:
+        brace = body.index(b"{") + 1
+        return body[:brace] + _ASK + body[brace:]
     options = request.get("stream_options")
     options = {**options, "include_usage": True} if isinstance(options, dict) else {"include_usage": True}
     return json.dumps({**request, "stream_options": options}).encode()
@@ -124,6 +146,9 @@ async def with_usage(chunks: AsyncIterator[bytes], watch: UsageWatch) -> AsyncIt
     client asked and the engine sent none; hides the engine's usage from a client that did not ask."""
     buffer = b""
     async for chunk in chunks:
+        if not buffer and watch.passes(chunk):
+            yield chunk
+            continue
         buffer += chunk.replace(b"\r\n", b"\n")
         while b"\n\n" in buffer:
             event, buffer = buffer.split(b"\n\n", 1)

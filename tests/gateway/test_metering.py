@@ -44,12 +44,14 @@ def wait_until(check: Any, what: str, timeout: float = 10.0) -> Any:
 
 
 def settled(server: RunningServer) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """A scrape taken once the writer has handled every request counted so far."""
+    """A scrape taken once the writer has handled every request answered so far (request counters are
+    updated by the writer, with the batch)."""
 
     def check() -> dict[Any, float] | None:
         now = scrape(server)
         requests = sum(v for (name, _), v in now.items() if name == "gpustack_openai_requests_total")
-        return now if now.get(("gpustack_usage_records_written_total", ()), 0) >= requests else None
+        idle = now[("gpustack_openai_requests_in_flight", ())] == 0 and now[("gpustack_usage_queue_length", ())] == 0
+        return now if idle and now.get(("gpustack_usage_records_written_total", ()), 0) >= requests else None
 
     return dict(wait_until(check, "the usage writer to catch up"))
 

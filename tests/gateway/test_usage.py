@@ -67,8 +67,15 @@ def test_every_stream_is_watched_and_remembers_whether_the_client_asked() -> Non
 
 
 def test_ask_for_usage_keeps_the_clients_other_stream_options() -> None:
-    body = json.loads(ask_for_usage({"model": "m", "stream": True, "stream_options": {"x": 1}}))
+    request = {"model": "m", "stream": True, "stream_options": {"x": 1}}
+    body = json.loads(ask_for_usage(request, json.dumps(request).encode()))
     assert body == {"model": "m", "stream": True, "stream_options": {"x": 1, "include_usage": True}}
+
+
+def test_ask_for_usage_splices_the_option_into_a_body_without_one() -> None:
+    raw = b' \n{"model": "m",\n "stream": true, "messages": [{"role": "user", "content": "{x}"}]}'
+    body = json.loads(ask_for_usage(json.loads(raw), raw))
+    assert body == {**json.loads(raw), "stream_options": {"include_usage": True}}
 
 
 async def test_engine_usage_is_hidden_from_a_client_that_did_not_ask() -> None:
