@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 _CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text with BPE vocabularies
+_NO_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
+DROP: dict[str, Any] = {}  # observe's answer for an event to leave out
 _CONTENT = re.compile(rb'"(?:content|text)"\s*:\s*"[^"]')  # a chunk carrying some text
 
 
@@ -21,8 +23,20 @@ class UsageWatch:
     client_wants_usage: bool = True  # stream_options.include_usage was in the client's request
     engine_usage: bool = False  # the engine sent its own usage: nothing to add
     completion_tokens: int = 0  # chunks with text (llama.cpp engines stream one token per chunk)
-    usage: dict[str, Any] | None = None  # the engine's own usage numbers
+    parsed_usage: dict[str, Any] | None = None  # the engine's own usage numbers
+    usage_raw: bytes = b""  # or the usage-only chunk they came in, parsed when read (by the writer)
     last: dict[str, Any] | None = None  # the first chunk (id, model, created for an added usage chunk)
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        if self.parsed_usage is None and self.usage_raw:
+            try:
+                usage = json.loads(self.usage_raw).get("usage")
+            except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+                usage = None
+            self.parsed_usage = usage if isinstance(usage, dict) else {}
+            self.usage_raw = b""
+        return self.parsed_usage
 
     def observe(self, event: bytes) -> dict[str, Any] | None:
         """Counts one SSE event; returns the parsed chunk when it carries the engine's usage."""
@@ -31,6 +45,9 @@ class UsageWatch:
             return None
         if _CONTENT.search(payload):
             self.completion_tokens += 1
+        if not self.client_wants_usage and b'"usage"' in payload and _NO_CHOICES.search(payload):
+            self.engine_usage, self.usage_raw = True, payload[5:]
+            return DROP  # a usage-only chunk the client did not ask for: parsed off the request path
         if (self.last is not None or not self.client_wants_usage) and b'"usage"' not in payload:
             return None  # parsed only when needed (the first chunk names an added usage chunk)
         try:
@@ -44,7 +61,7 @@ class UsageWatch:
         usage = chunk.get("usage")
         if isinstance(usage, dict) and usage:
             self.engine_usage = True
-            self.usage = usage
+            self.parsed_usage = usage
             return chunk
         return None
 
@@ -155,6 +172,8 @@ async def with_usage(chunks: AsyncIterator[bytes], watch: UsageWatch) -> AsyncIt
             if event.strip() == b"data: [DONE]" and watch.client_wants_usage and not watch.engine_usage:
                 yield watch.usage_event()
             with_engine_usage = watch.observe(event)
+            if with_engine_usage is DROP:
+                continue
             if with_engine_usage is not None and not watch.client_wants_usage:
                 kept = _hidden(event, with_engine_usage)
                 if kept is None:
