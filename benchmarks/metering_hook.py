@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fastapi.responses import StreamingResponse  # noqa: E402
 
 from gpustack.gateway.metering import Meter, Metered  # noqa: E402
-from gpustack.gateway.usage import ask_for_usage, usage_watch, with_usage  # noqa: E402
+from gpustack.gateway.usage import ask_for_usage, usage_watch  # noqa: E402
 from gpustack.server.metrics import ServerMetrics  # noqa: E402
 
 REQUEST = {"model": "tiny", "prompt": "hello", "max_tokens": 1, "temperature": 0, "stream": True}
@@ -59,8 +59,10 @@ def _cases(meter: Meter) -> dict[str, tuple[Callable[[], Awaitable[None]], Calla
         assert watch is not None
         m = Metered(1, 1, "tiny", "/v1/completions", watch=watch)
         ask_for_usage(REQUEST, RAW)
-        body = with_usage(_chunks([*EVENTS[:-1], USAGE, EVENTS[-1]]), watch)  # the engine adds the usage event
-        await _drain(meter.meter(m, StreamingResponse(body, media_type="text/event-stream")))  # type: ignore[arg-type]
+        body = _chunks([*EVENTS[:-1], USAGE, EVENTS[-1]])  # the engine adds the usage event; the meter hides it
+        response = StreamingResponse(body, media_type="text/event-stream")
+        response.status_code = 200
+        await _drain(meter.meter(m, response))  # type: ignore[arg-type]
 
     return {"plain": (plain_on, plain_off), "stream": (stream_on, stream_off)}
 

@@ -92,7 +92,7 @@ def install() -> None:
             llama_call = _counting_call(llama_call)
         await publish(request=request, llama_call=llama_call, **kwargs)
 
-    app.get_event_publisher = get_event_publisher
+    app.get_event_publisher = get_event_publisher  # type: ignore[assignment]
 
 
 def main() -> None:

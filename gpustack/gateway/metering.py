@@ -5,6 +5,7 @@ import asyncio
 import logging
 import re
 import time
+from collections import defaultdict
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -113,13 +114,19 @@ class Meter:
         return response
 
     async def _watch(self, m: Metered, body: AsyncIterator[bytes], keep_tail: bool) -> AsyncIterator[bytes]:
+        """Relays the body, timing its first chunk; a stream's events go through its usage watch here."""
+        watch = m.watch if m.status == 200 else None
         try:
             async for chunk in body:
                 if m.ttft is None:
                     m.ttft = time.perf_counter() - m.started
                 if keep_tail:
                     m.tail = (m.tail + chunk)[-TAIL_BYTES:] if m.tail else chunk
+                if watch is not None and not (chunk := watch.feed(chunk)):
+                    continue
                 yield chunk
+            if watch is not None and (rest := watch.rest()):
+                yield rest
         finally:
             m.latency = time.perf_counter() - m.started
             self.in_flight -= 1
@@ -173,23 +180,34 @@ async def flush(meter: Meter, db: Database) -> bool:
             _requeue(meter, batch)
             return False
         meter.metrics.usage_written.inc(len(records))
+    tokens: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for r in records:
-        meter.metrics.prompt_tokens.labels(r["model"]).inc(r["prompt_tokens"])
-        meter.metrics.completion_tokens.labels(r["model"]).inc(r["completion_tokens"])
+        sums = tokens[r["model"]]
+        sums[0] += r["prompt_tokens"]
+        sums[1] += r["completion_tokens"]
+    for model, (prompt, completion) in tokens.items():
+        meter.metrics.prompt_tokens.labels(model).inc(prompt)
+        meter.metrics.completion_tokens.labels(model).inc(completion)
     return True
 
 
 def observe(metrics: ServerMetrics, batch: list[Metered]) -> None:
-    """Request counters and latency histograms of a batch, once per request."""
+    """Request counters and latency histograms of a batch, once per request (one label lookup per group)."""
+    statuses: dict[tuple[str, str, int], int] = defaultdict(int)
+    timings: dict[tuple[str, str], list[Metered]] = defaultdict(list)
     for m in batch:
-        if m.observed:
-            continue
-        m.observed = True
-        labels = (m.model, m.route)
-        metrics.requests.labels(m.model, m.route, str(m.status)).inc()
-        metrics.latency.labels(*labels).observe(m.latency)
-        if m.ttft is not None:
-            metrics.ttft.labels(*labels).observe(m.ttft)
+        if not m.observed:
+            m.observed = True
+            statuses[(m.model, m.route, m.status)] += 1
+            timings[(m.model, m.route)].append(m)
+    for (model, route, status), count in statuses.items():
+        metrics.requests.labels(model, route, str(status)).inc(count)
+    for labels, done in timings.items():
+        latency, ttft = metrics.latency.labels(*labels), metrics.ttft.labels(*labels)
+        for m in done:
+            latency.observe(m.latency)
+            if m.ttft is not None:
+                ttft.observe(m.ttft)
 
 
 def _requeue(meter: Meter, batch: list[Metered]) -> None:

@@ -155,8 +155,8 @@ async def _proxy(
     if parsed is None:
         return openai_error(400, "The request body must be a JSON object.", "invalid_request_error")
     name, watch = parsed.model, parsed.watch
-    if watch is not None and gateway.meter is None and not watch.client_wants_usage:
-        watch = None  # nothing to add or hide
+    if gateway.meter is not None or (watch is not None and not watch.client_wants_usage):
+        watch = None  # the meter relays the stream through its watch, or there is nothing to add or hide
     if not name:
         return openai_error(400, "The request needs a 'model' field.", "invalid_request_error")
     if caller.allowed_models and name not in caller.allowed_models:

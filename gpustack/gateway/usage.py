@@ -26,6 +26,7 @@ class UsageWatch:
     parsed_usage: dict[str, Any] | None = None  # the engine's own usage numbers
     usage_raw: bytes = b""  # or the usage-only chunk they came in, parsed when read (by the writer)
     last: dict[str, Any] | None = None  # the first chunk (id, model, created for an added usage chunk)
+    buffer: bytes = b""  # an event not complete yet
 
     @property
     def usage(self) -> dict[str, Any] | None:
@@ -64,6 +65,34 @@ class UsageWatch:
             self.parsed_usage = usage
             return chunk
         return None
+
+    def feed(self, chunk: bytes) -> bytes:
+        """What to pass on for one chunk of the engine's stream: whole SSE events as they complete, a usage event
+        added before `data: [DONE]` if the client asked and the engine sent none, the engine's usage hidden from
+        a client that did not ask. A plain call per chunk, so the meter relays streams without another layer."""
+        if not self.buffer and self.passes(chunk):
+            return chunk
+        self.buffer += chunk.replace(b"\r\n", b"\n")
+        out = []
+        while b"\n\n" in self.buffer:
+            event, self.buffer = self.buffer.split(b"\n\n", 1)
+            if event.strip() == b"data: [DONE]" and self.client_wants_usage and not self.engine_usage:
+                out.append(self.usage_event())
+            with_engine_usage = self.observe(event)
+            if with_engine_usage is DROP:
+                continue
+            if with_engine_usage is not None and not self.client_wants_usage:
+                kept = _hidden(event, with_engine_usage)
+                if kept is None:
+                    continue
+                event = kept
+            out.append(event + b"\n\n")
+        return b"".join(out)
+
+    def rest(self) -> bytes:
+        """An incomplete event left at the end of the stream, as it came."""
+        rest, self.buffer = self.buffer, b""
+        return rest
 
     @property
     def prompt_chars(self) -> int:
@@ -159,26 +188,9 @@ def _hidden(event: bytes, chunk: dict[str, Any]) -> bytes | None:
 
 
 async def with_usage(chunks: AsyncIterator[bytes], watch: UsageWatch) -> AsyncIterator[bytes]:
-    """Passes whole SSE events through as they complete; puts a usage event before `data: [DONE]` if the
-    client asked and the engine sent none; hides the engine's usage from a client that did not ask."""
-    buffer = b""
+    """`chunks` through `watch.feed` (for streams the meter does not relay itself)."""
     async for chunk in chunks:
-        if not buffer and watch.passes(chunk):
-            yield chunk
-            continue
-        buffer += chunk.replace(b"\r\n", b"\n")
-        while b"\n\n" in buffer:
-            event, buffer = buffer.split(b"\n\n", 1)
-            if event.strip() == b"data: [DONE]" and watch.client_wants_usage and not watch.engine_usage:
-                yield watch.usage_event()
-            with_engine_usage = watch.observe(event)
-            if with_engine_usage is DROP:
-                continue
-            if with_engine_usage is not None and not watch.client_wants_usage:
-                kept = _hidden(event, with_engine_usage)
-                if kept is None:
-                    continue
-                event = kept
-            yield event + b"\n\n"
-    if buffer:
-        yield buffer
+        if out := watch.feed(chunk):
+            yield out
+    if rest := watch.rest():
+        yield rest
