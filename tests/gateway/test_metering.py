@@ -230,6 +230,7 @@ def test_gpu_history_serves_the_workers_samples(rig: Any) -> None:
     found = {s["gpu_index"]: s for s in wait_until(series, "two samples per series")}
     assert set(found) == {-1, 0}  # the host and its one GPU
     assert set(found[0]["utilization"]) == {42.0} and set(found[0]["memory_total"]) == {8 << 30}
+    assert set(found[0]["power"]) == {300.0} and set(found[-1]["power"]) == {None}
     assert set(found[-1]["utilization"]) == {20.0} and set(found[-1]["memory_used"]) == {4 << 30}
     assert found[0]["time"] == sorted(found[0]["time"])
     bad = server.admin().get("/v2/gpu-history", params={"start": "2026-01-02T00:00:00", "end": "2026-01-01T00:00:00"})

@@ -106,7 +106,7 @@ async def test_prune_keeps_day_rollups(db: Database) -> None:
 async def test_gpu_history_samples_ready_workers_and_prunes(db: Database) -> None:
     status = {"cpu": {"utilization_rate": 30.0}, "memory": {"total": 100, "used": 40},
               "gpu_devices": [{"index": 0, "memory_total": 80, "memory_used": 20, "core_utilization": 90.0,
-                               "temperature": 60.0}]}  # fmt: skip
+                               "temperature": 60.0, "power_watts": 250.5}]}  # fmt: skip
     async with db.session() as session:
         session.add(Worker(name="w1", state=WorkerState.READY, status=status))
         session.add(Worker(name="w2", state=WorkerState.UNREACHABLE, status=status))
@@ -121,6 +121,7 @@ async def test_gpu_history_samples_ready_workers_and_prunes(db: Database) -> Non
     assert total == 4  # the 8-day-old sample was pruned
     series = {s.gpu_index: s for s in history.series}
     assert series[0].utilization == [90.0, 90.0] and series[0].temperature == [60.0, 60.0]
+    assert series[0].power == [250.5, 250.5] and series[-1].power == [None, None]
     assert series[-1].memory_used == [40, 40] and series[-1].worker_name == "w1"
 
 
