@@ -3,6 +3,7 @@
 import csv
 import io
 import time
+from datetime import UTC, datetime, timedelta
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -176,6 +177,12 @@ def test_a_user_sees_only_their_own_usage(rig: Any) -> None:
     assert {i["user_name"] for i in asked_for_admin["items"]} == {"metered-user"}
     everyone = _usage(server, ("admin", "admin-password-1"), group_by="user")
     assert {"admin", "metered-user"} <= {i["user_name"] for i in everyone["items"]}
+    now = datetime.now(UTC).date()
+    today = {"start_date": (now - timedelta(days=1)).isoformat(), "end_date": now.isoformat(), "group_by": ["user"]}
+    own = httpx.post(f"{server.url}/v2/usage/breakdown", json=today, auth=auth).json()  # GPUStack's form
+    assert [(i["user"]["label"], i["api_requests"]) for i in own["items"]] == [("metered-user", 1)]
+    admins = httpx.post(f"{server.url}/v2/usage/breakdown", json=today, auth=("admin", "admin-password-1")).json()
+    assert {"admin", "metered-user"} <= {i["user"]["label"] for i in admins["items"]}
 
 
 def test_usage_query_errors_are_clear(rig: Any) -> None:
