@@ -82,6 +82,7 @@ def test_requests_are_metered_and_scraped(cluster: Cluster) -> None:
     labels = (("model", "tiny"), ("route", "/v1/chat/completions"), ("status", "200"))
     assert server[("gpustack_openai_requests_total", labels)] == 3
     assert server[("gpustack_completion_tokens_total", (("model", "tiny"),))] == row["output_tokens"]
+    assert server[("gpustack_prompt_tokens_total", (("model", "tiny"),))] == row["input_tokens"]
     assert server[("gpustack_workers", (("state", "ready"),))] == 1
 
     worker_url = f"http://{worker['ip']}:{worker['port']}"
