@@ -103,7 +103,7 @@ class UsageWatch:
     def passes(self, chunk: bytes) -> bool:
         """True when `chunk` is whole events that need no change: counted here and passed as they are
         (one substring search each; only chunks with usage, the end, or the first one to remember are split)."""
-        if not chunk.endswith(b"\n\n") or b'"usage"' in chunk:
+        if not chunk.endswith((b"\n\n", b"\r\n\r\n")) or b'"usage"' in chunk:
             return False
         if self.client_wants_usage and (self.last is None or b"[DONE]" in chunk):
             return False

@@ -103,3 +103,21 @@ async def test_no_usage_chunk_is_added_for_a_client_that_did_not_ask() -> None:
     events = await _run([_event(_chunk("a")), _event(_chunk("b")), _event(b"[DONE]")], request, watch)
     assert len(events) == 3 and events[-1] == "[DONE]"
     assert (watch.prompt_tokens, watch.reported_completion, watch.engine_usage) == (2, 2, False)
+
+
+async def test_whole_crlf_events_pass_untouched_and_the_usage_is_still_hidden() -> None:
+    """sse-starlette engines (llama-cpp-python) end events with CRLF: such chunks pass as they came."""
+    own = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+    content = [b"data: " + json.dumps(_chunk(t)).encode() + b"\r\n\r\n" for t in ("a", "")]
+    usage = b"data: " + json.dumps({**_chunk(""), "choices": [], "usage": own}).encode() + b"\r\n\r\n"
+    request = {"stream": True, "messages": [{"role": "user", "content": "x"}]}
+    watch = usage_watch(request)
+    assert watch is not None
+
+    async def source() -> AsyncIterator[bytes]:
+        for chunk in [*content, usage, b"data: [DONE]\r\n\r\n"]:
+            yield chunk
+
+    out = [part async for part in with_usage(source(), watch)]
+    assert out == [*content, b"data: [DONE]\r\n\r\n"]  # the same bytes, the usage chunk left out
+    assert (watch.prompt_tokens, watch.reported_completion, watch.engine_usage) == (5, 2, True)
