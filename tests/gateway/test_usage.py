@@ -108,7 +108,8 @@ async def test_no_usage_chunk_is_added_for_a_client_that_did_not_ask() -> None:
 async def test_whole_crlf_events_pass_untouched_and_the_usage_is_still_hidden() -> None:
     """sse-starlette engines (llama-cpp-python) end events with CRLF: such chunks pass as they came."""
     own = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
-    content = [b"data: " + json.dumps(_chunk(t)).encode() + b"\r\n\r\n" for t in ("a", "")]
+    chunks = [{k: v for k, v in _chunk(t).items() if k != "usage"} for t in ("a", "")]  # as llama-cpp-python
+    content = [b"data: " + json.dumps(c).encode() + b"\r\n\r\n" for c in chunks]
     usage = b"data: " + json.dumps({**_chunk(""), "choices": [], "usage": own}).encode() + b"\r\n\r\n"
     request = {"stream": True, "messages": [{"role": "user", "content": "x"}]}
     watch = usage_watch(request)
