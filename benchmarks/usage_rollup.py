@@ -4,7 +4,8 @@ For each database (a scratch database, migrated, dropped afterwards): queues 10,
 meter (spread over one day, 7 models, 20 users, 40 API keys) and times the writer's flush that inserts the
 records and adds them to their minute/hour/day rollups, once as one batch and once as the writer does under
 load (batches of 500); then times the `GET /v2/usage` query (the service it calls) grouped by model, user and
-API key over the day, and over a 90-minute range that is answered from minute rollups. Target: each < 100 ms.
+API key over the day, and over a 90-minute range that is answered from minute rollups, and the day's query
+through a real server over HTTP. Target: each query < 100 ms.
 Run: `.venv/bin/python benchmarks/usage_rollup.py [--backends sqlite postgresql] [--repeat N]`.
 """
 
@@ -18,6 +19,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gpustack.gateway.metering import BATCH, Meter, Metered, flush  # noqa: E402
@@ -28,6 +31,7 @@ from gpustack.server.metrics import ServerMetrics  # noqa: E402
 from gpustack.server.migrate import run_migrations  # noqa: E402
 from gpustack.server.services.usage import UsageQuery, usage_report  # noqa: E402
 from tests.utils.databases import temporary_database  # noqa: E402
+from tests.utils.server import run_server  # noqa: E402
 
 RECORDS = 10_000
 DAY = datetime(2026, 3, 1)
@@ -91,6 +95,23 @@ async def _bench(url: str, repeat: int) -> dict[str, Any]:
         await db.dispose()
 
 
+def _http(url: str, data_dir: Path, repeat: int) -> tuple[float, int]:
+    """The same day's query through a real server: `GET /v2/usage` with an API key (median of `repeat`)."""
+    with run_server(data_dir, url) as server, server.admin() as admin:
+        key = admin.post("/v2/api-keys", json={"name": "bench", "scope": ["management"]}).json()["value"]
+        params = {"group_by": ["model", "user", "api_key"], "start": DAY.isoformat(),
+                  "end": (DAY + timedelta(days=1)).isoformat()}  # fmt: skip
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
+            client.get("/v2/usage", params=params).raise_for_status()  # warm: the key cached, the plan prepared
+            times = []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                r = client.get("/v2/usage", params=params)
+                times.append(time.perf_counter() - t0)
+                r.raise_for_status()
+    return statistics.median(times), int(r.json()["summary"]["api_requests"])
+
+
 def _print(backend: str, r: dict[str, Any]) -> None:
     print(f"{backend}:")
     print(f"  write + roll up {RECORDS} requests, one flush      : {r['one'] * 1000:8.1f} ms")
@@ -100,6 +121,8 @@ def _print(backend: str, r: dict[str, Any]) -> None:
         seconds, items, requests = r[name]
         print(f"  /v2/usage by model+user+key, {label:28}: {seconds * 1000:7.1f} ms median "
               f"({items} groups, {requests} requests)")  # fmt: skip
+    seconds, requests = r["http"]
+    print(f"  GET /v2/usage over HTTP (a real server), one day : {seconds * 1000:7.1f} ms median ({requests} requests)")
 
 
 def main() -> None:
@@ -109,7 +132,9 @@ def main() -> None:
     args = parser.parse_args()
     for backend in args.backends:
         with tempfile.TemporaryDirectory() as tmp, temporary_database(backend, Path(tmp)) as url:
-            _print(backend, asyncio.run(_bench(url, args.repeat)))
+            result = asyncio.run(_bench(url, args.repeat))
+            result["http"] = _http(url, Path(tmp) / "data", args.repeat)
+            _print(backend, result)
 
 
 if __name__ == "__main__":
