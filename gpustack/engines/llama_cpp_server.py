@@ -9,6 +9,7 @@ it generated (an end-of-generation token not counted, as the engine does). Run a
 
 import functools
 import json
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -81,11 +82,17 @@ def _counting_call(llama_call: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-def install() -> None:
-    """Wraps the server's stream publisher: streams that ask for usage get the counting call."""
+def install() -> bool:
+    """Wraps the server's stream publisher: streams that ask for usage get the counting call. A llama-cpp-python
+    without the hooks this relies on is served as it is (the gateway then estimates stream usage)."""
+    import llama_cpp
     from llama_cpp.server import app
 
-    publish = app.get_event_publisher
+    publish = getattr(app, "get_event_publisher", None)
+    if publish is None or not hasattr(llama_cpp, "llama_vocab_is_eog"):
+        print(f"gpustack: llama-cpp-python {llama_cpp.__version__} lacks the hooks for stream usage; "
+              "streams are served without it", file=sys.stderr)  # fmt: skip
+        return False
 
     async def get_event_publisher(*, request: Any, llama_call: Callable[..., Any], **kwargs: Any) -> None:
         if _wants_usage(await request.body()):  # read (and cached) by FastAPI before the handler ran
@@ -93,6 +100,7 @@ def install() -> None:
         await publish(request=request, llama_call=llama_call, **kwargs)
 
     app.get_event_publisher = get_event_publisher  # type: ignore[assignment]
+    return True
 
 
 def main() -> None:
