@@ -5,8 +5,8 @@ import asyncio
 import logging
 import re
 import time
+from collections import defaultdict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,21 +26,24 @@ TAIL_BYTES = 16 << 10  # a JSON answer's usage object sits at its end
 _TOKENS = {name: re.compile(rb'"%s"\s*:\s*(\d+)' % name.encode()) for name in ("prompt_tokens", "completion_tokens")}
 
 
-@dataclass
 class Metered:
-    """One request on its way: who, what, when; filled in as the answer passes."""
+    """One request on its way: who, what, when; filled in as the answer passes. Only plain attributes are set
+    on the request path (no datetime, no metric label lookups): the writer derives the rest."""
 
-    user_id: int
-    api_key_id: int
-    model: str
-    route: str
-    started: float = field(default_factory=time.perf_counter)
-    created_at: datetime = field(default_factory=lambda: datetime.now(UTC).replace(tzinfo=None))
-    status: int = 0
-    ttft: float | None = None
-    latency: float = 0.0
-    tail: bytes = b""  # the end of a JSON answer, parsed by the writer
-    watch: UsageWatch | None = None
+    __slots__ = ("user_id", "api_key_id", "model", "route", "started", "wall", "status", "ttft", "latency",
+                 "tail", "watch", "observed")  # fmt: skip
+
+    def __init__(self, user_id: int, api_key_id: int, model: str, route: str, *, status: int = 0,
+                 tail: bytes = b"", watch: UsageWatch | None = None) -> None:  # fmt: skip
+        self.user_id, self.api_key_id, self.model, self.route = user_id, api_key_id, model, route
+        self.started = time.perf_counter()
+        self.wall = time.time()  # the record's created_at, made a datetime by the writer
+        self.status = status
+        self.ttft: float | None = None
+        self.latency = 0.0
+        self.tail = tail  # the end of a JSON answer, parsed by the writer
+        self.watch = watch
+        self.observed = False  # counted in the metrics (a batch the database refused is not counted twice)
 
 
 def tokens_from_tail(tail: bytes) -> tuple[int, int] | None:
@@ -63,7 +66,7 @@ def to_record(m: Metered) -> dict[str, Any]:
     elif m.tail and (parsed := tokens_from_tail(m.tail)) is not None:
         prompt, completion = parsed
     return {
-        "created_at": m.created_at,
+        "created_at": datetime.fromtimestamp(m.wall, UTC).replace(tzinfo=None),
         "user_id": m.user_id,
         "api_key_id": m.api_key_id or NO_KEY,
         "model": m.model[:255],
@@ -86,13 +89,12 @@ class Meter:
         self.persist = persist  # False: token counters only, no usage rows (usage_metering off)
         self.queue: list[Metered] = []
         self.wake = asyncio.Event()
+        self.in_flight = 0  # streamed answers being relayed; read by the gauges on scrape
+        metrics.in_flight.set_function(lambda: self.in_flight)
+        metrics.usage_queue.set_function(lambda: len(self.queue))
 
     def finish(self, m: Metered) -> None:
-        labels = (m.model, m.route)
-        self.metrics.requests.labels(m.model, m.route, str(m.status)).inc()
-        self.metrics.latency.labels(*labels).observe(m.latency)
-        if m.ttft is not None:
-            self.metrics.ttft.labels(*labels).observe(m.ttft)
+        """Queues the request; its counters and histograms are updated by the writer (within a second)."""
         self.queue.append(m)
         if len(self.queue) >= BATCH:
             self.wake.set()
@@ -106,22 +108,28 @@ class Meter:
                 m.tail = bytes(response.body[-TAIL_BYTES:])
             self.finish(m)
             return response
-        self.metrics.in_flight.inc()
+        self.in_flight += 1
         json_body = response.headers.get("content-type", "").startswith("application/json")
         response.body_iterator = self._watch(m, response.body_iterator, json_body)  # type: ignore[arg-type]
         return response
 
     async def _watch(self, m: Metered, body: AsyncIterator[bytes], keep_tail: bool) -> AsyncIterator[bytes]:
+        """Relays the body, timing its first chunk; a stream's events go through its usage watch here."""
+        watch = m.watch if m.status == 200 else None
         try:
             async for chunk in body:
                 if m.ttft is None:
                     m.ttft = time.perf_counter() - m.started
                 if keep_tail:
-                    m.tail = (m.tail + chunk)[-TAIL_BYTES:]
+                    m.tail = (m.tail + chunk)[-TAIL_BYTES:] if m.tail else chunk
+                if watch is not None and not (chunk := watch.feed(chunk)):
+                    continue
                 yield chunk
+            if watch is not None and (rest := watch.rest()):
+                yield rest
         finally:
             m.latency = time.perf_counter() - m.started
-            self.metrics.in_flight.dec()
+            self.in_flight -= 1
             self.finish(m)
 
     def take(self) -> list[Metered]:
@@ -159,9 +167,9 @@ async def _prune(db: Database, retention_days: int) -> None:
 async def flush(meter: Meter, db: Database) -> bool:
     """Writes what is queued; on a database failure the batch goes back to the queue for the next try."""
     batch = meter.take()
-    meter.metrics.usage_queue.set(0)
     if not batch:
         return True
+    observe(meter.metrics, batch)
     records = [to_record(m) for m in batch]
     if meter.persist:
         try:
@@ -172,10 +180,34 @@ async def flush(meter: Meter, db: Database) -> bool:
             _requeue(meter, batch)
             return False
         meter.metrics.usage_written.inc(len(records))
+    tokens: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for r in records:
-        meter.metrics.prompt_tokens.labels(r["model"]).inc(r["prompt_tokens"])
-        meter.metrics.completion_tokens.labels(r["model"]).inc(r["completion_tokens"])
+        sums = tokens[r["model"]]
+        sums[0] += r["prompt_tokens"]
+        sums[1] += r["completion_tokens"]
+    for model, (prompt, completion) in tokens.items():
+        meter.metrics.prompt_tokens.labels(model).inc(prompt)
+        meter.metrics.completion_tokens.labels(model).inc(completion)
     return True
+
+
+def observe(metrics: ServerMetrics, batch: list[Metered]) -> None:
+    """Request counters and latency histograms of a batch, once per request (one label lookup per group)."""
+    statuses: dict[tuple[str, str, int], int] = defaultdict(int)
+    timings: dict[tuple[str, str], list[Metered]] = defaultdict(list)
+    for m in batch:
+        if not m.observed:
+            m.observed = True
+            statuses[(m.model, m.route, m.status)] += 1
+            timings[(m.model, m.route)].append(m)
+    for (model, route, status), count in statuses.items():
+        metrics.requests.labels(model, route, str(status)).inc(count)
+    for labels, done in timings.items():
+        latency, ttft = metrics.latency.labels(*labels), metrics.ttft.labels(*labels)
+        for m in done:
+            latency.observe(m.latency)
+            if m.ttft is not None:
+                ttft.observe(m.ttft)
 
 
 def _requeue(meter: Meter, batch: list[Metered]) -> None:
@@ -184,4 +216,3 @@ def _requeue(meter: Meter, batch: list[Metered]) -> None:
         dropped = len(meter.queue) - MAX_QUEUED
         del meter.queue[:dropped]
         logger.error("the database is still unavailable: dropped the %d oldest usage records", dropped)
-    meter.metrics.usage_queue.set(len(meter.queue))

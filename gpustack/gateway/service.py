@@ -136,8 +136,8 @@ async def proxy_openai(gateway: Gateway, request: Request, caller: Caller, path:
     if parsed is not None and parsed.watch is not None and parsed.data is not None:
         metered.watch = parsed.watch
         if not parsed.watch.client_wants_usage:
-            body = ask_for_usage(parsed.data)  # the usage chunk is hidden from the client again
-    response = await _proxy(gateway, request, caller, path, body, headers, parsed)
+            body = ask_for_usage(parsed.data, body)  # the usage chunk is hidden from the client again
+    response = await _proxy(gateway, request, caller, path, body, headers, parsed, metered=True)
     if metered.model not in gateway.table.models:
         metered.model = ""  # a name no model has: not a label value (clients could invent any number)
     return gateway.meter.meter(metered, response)
@@ -151,12 +151,14 @@ async def _proxy(
     body: bytes,
     headers: dict[str, str],
     parsed: Parsed | None,
+    *,
+    metered: bool = False,
 ) -> Response:
     if parsed is None:
         return openai_error(400, "The request body must be a JSON object.", "invalid_request_error")
     name, watch = parsed.model, parsed.watch
-    if watch is not None and gateway.meter is None and not watch.client_wants_usage:
-        watch = None  # nothing to add or hide
+    if metered or (watch is not None and not watch.client_wants_usage):
+        watch = None  # the meter relays the stream through its watch, or there is nothing to add or hide
     if not name:
         return openai_error(400, "The request needs a 'model' field.", "invalid_request_error")
     if caller.allowed_models and name not in caller.allowed_models:

@@ -21,6 +21,7 @@ class GPUSample(SQLModel, table=True):
     memory_used: int = Field(default=0, sa_column=Column(BigInteger(), nullable=False, default=0))
     memory_total: int = Field(default=0, sa_column=Column(BigInteger(), nullable=False, default=0))
     temperature: float | None = None
+    power: float | None = None  # watts drawn, where the driver reports it
 
 
 class GPUSeries(BaseModel):
@@ -34,6 +35,7 @@ class GPUSeries(BaseModel):
     memory_used: list[int]
     memory_total: list[int]
     temperature: list[float | None]
+    power: list[float | None]  # watts; null where the driver does not report it
 
 
 class GPUHistory(BaseModel):

@@ -38,6 +38,8 @@ class GPUDevice(BaseModel):
     memory_reserved: int = 0  # held by the driver, never available to processes
     core_utilization: float = 0.0
     temperature: float | None = None
+    power_watts: float | None = None  # power draw, where the driver reports it (NVML)
+    power_limit_watts: float | None = None  # the enforced power limit
     simulated: bool = False
 
     @computed_field  # type: ignore[prop-decorator]

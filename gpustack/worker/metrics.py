@@ -63,6 +63,8 @@ def _gpu_metrics(worker: str, status: WorkerStatus | None) -> Iterable[Metric]:
     used = _gauge("gpustack_gpu_memory_used_bytes", "GPU memory used by processes", labels)
     total = _gauge("gpustack_gpu_memory_total_bytes", "GPU memory in total", labels)
     temp = _gauge("gpustack_gpu_temperature_celsius", "GPU temperature (where the driver reports it)", labels)
+    power = _gauge("gpustack_gpu_power_watts", "GPU power draw (where the driver reports it)", labels)
+    limit = _gauge("gpustack_gpu_power_limit_watts", "GPU enforced power limit (where the driver reports it)", labels)
     cpu = _gauge("gpustack_worker_cpu_utilization_percent", "Host CPU utilisation", ["worker"])
     ram_used = _gauge("gpustack_worker_memory_used_bytes", "Host memory in use", ["worker"])
     ram_total = _gauge("gpustack_worker_memory_total_bytes", "Host memory in total", ["worker"])
@@ -72,12 +74,13 @@ def _gpu_metrics(worker: str, status: WorkerStatus | None) -> Iterable[Metric]:
             util.add_metric(key, gpu.core_utilization)
             used.add_metric(key, gpu.memory_used)
             total.add_metric(key, gpu.memory_total)
-            if gpu.temperature is not None:
-                temp.add_metric(key, gpu.temperature)
+            for family, value in ((temp, gpu.temperature), (power, gpu.power_watts), (limit, gpu.power_limit_watts)):
+                if value is not None:
+                    family.add_metric(key, value)
         cpu.add_metric([worker], status.cpu.utilization_rate)
         ram_used.add_metric([worker], status.memory.used)
         ram_total.add_metric([worker], status.memory.total)
-    return [util, used, total, temp, cpu, ram_used, ram_total]
+    return [util, used, total, temp, power, limit, cpu, ram_used, ram_total]
 
 
 def _process_usage(pid: int | None) -> tuple[float, int] | None:

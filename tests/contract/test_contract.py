@@ -3,13 +3,14 @@ on SQLite, PostgreSQL and MariaDB; requests built as GPUStack's clients build th
 
 import re
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
 from gpustack.server.app import create_app
-from tests.server.api_test_helpers import admin_key, bearer, insert_instance, unique
+from tests.server.api_test_helpers import admin_key, bearer, insert_instance, sync_engine, unique
 from tests.utils.openapi_contract import (
     LOG,
     contract_client,
@@ -232,6 +233,56 @@ def test_users_and_api_keys(api: httpx.Client) -> None:
     kept = api.put(f"/v2/api-keys/{key.json()['id']}", json={"description": None}).json()  # scope omitted: kept
     assert set(kept["scope"]) == {"inference", "management"} and kept["allowed_model_names"] == []
     assert api.delete(f"/v2/api-keys/{key.json()['id']}").status_code in (200, 204)
+
+
+def _usage_rows(server: RunningServer, rows: list[dict[str, Any]]) -> None:
+    """Day rollups as the usage writer leaves them (the contract server runs no gateway)."""
+    from sqlalchemy import insert
+    from sqlalchemy.orm import Session
+
+    from gpustack.schemas.usage import UsageRollup
+
+    base = {"granularity": "day", "route": "/v1/chat/completions", "errors": 0, "latency_ms_sum": 1.0}
+    with Session(sync_engine(server)) as session:
+        session.execute(insert(UsageRollup), [{**base, **row} for row in rows])
+        session.commit()
+
+
+def test_usage(server: RunningServer, api: httpx.Client) -> None:
+    model = api.post("/v2/models", json=_gpustack_model_create(unique("used"))).json()
+    key = api.post("/v2/api-keys", json={"name": unique("k"), "scope": ["inference"], "expires_in": None}).json()
+    me = api.get("/v2/users/me").json()["id"]
+    day, gone = datetime(2025, 2, 3), unique("gone-model")
+    tokens = {"prompt_tokens": 30, "completion_tokens": 12, "total_tokens": 42}
+    _usage_rows(server, [
+        {"bucket": day, "user_id": me, "api_key_id": key["id"], "model": model["name"], "requests": 3, **tokens},
+        {"bucket": day + timedelta(days=1), "user_id": me, "api_key_id": 0, "model": gone, "requests": 1, **tokens},
+    ])  # fmt: skip
+    span = {"start_date": "2025-02-03", "end_date": "2025-02-04"}
+    meta = api.get("/v2/usage/meta").json()
+    assert {"route", "user", "api_key", "date"} <= {g["key"] for g in meta["group_bys"]}
+    assert model["name"] in {r["label"] for r in meta["filters"]["routes"]}
+    by_route = api.post("/v2/usage/breakdown", json={**span, "group_by": ["route"]}).json()
+    items = {i["route"]["label"]: i for i in by_route["items"]}
+    assert items[model["name"]]["api_requests"] == 3 and items[model["name"]]["route"]["deleted"] is False
+    assert items[model["name"]]["route"]["identity"]["current"]["route_id"] == model["id"]
+    assert items[gone]["route"]["deleted"] is True and items[gone]["avg_tokens_per_request"] == 42
+    assert by_route["summary"]["api_requests"] == 4 and by_route["summary"]["total_tokens"] == 84
+    paged = api.post("/v2/usage/breakdown", json={**span, "group_by": ["date", "api_key"], "sort_by": "date",
+                                                  "perPage": 1, "page": 2}).json()  # fmt: skip
+    assert paged["pagination"] == {"page": 2, "perPage": 1, "total": 2, "totalPage": 2}
+    assert paged["items"][0]["date"]["value"] == "2025-02-04" and paged["items"][0]["api_key"]["label"]
+    one = {**span, "filters": {"routes": [{"identity": {"value": {"route_name": model["name"]}}}]}}
+    assert api.post("/v2/usage/breakdown", json={**one, "group_by": ["user"]}).json()["summary"]["api_requests"] == 3
+    assert api.get("/v2/usage/summary", params=span).json()["total_tokens"] == 84
+    export = api.post("/v2/usage/breakdown/export", json={**span, "format": "csv", "group_by": ["route"]})
+    assert export.status_code == 200 and export.headers["content-type"].startswith("text/csv")
+    assert export.text.splitlines()[0].startswith("route,api_requests") and len(export.text.splitlines()) == 3
+    assert api.post("/v2/usage/breakdown/export", json=span).status_code == 400  # xlsx: not produced, said so
+    estimate = api.post("/v2/usage/breakdown/export/estimate", json={**span, "format": "csv", "group_by": ["route"]})
+    assert estimate.json()["total"] == 2 and estimate.json()["effective_format"] == "csv"
+    backwards = api.post("/v2/usage/breakdown", json={**span, "start_date": "2025-02-05", "group_by": ["route"]})
+    assert backwards.status_code == 400 and "must not be before" in backwards.json()["message"]
 
 
 def test_errors_have_gpustack_shape(anonymous: httpx.Client, api: httpx.Client) -> None:

@@ -52,6 +52,7 @@ class Cluster:
     token: str = ""
     procs: list[Proc] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)  # GPUSTACK_* overrides of FAST_LOOPS
+    server_command: tuple[str, ...] = ()  # instead of `python -m gpustack.cli start` for the server (benchmarks)
     _args: dict[str, list[str]] = field(default_factory=dict)
 
     def _spawn(self, name: str, args: list[str], cwd: Path | None = None) -> Proc:
@@ -60,8 +61,10 @@ class Cluster:
             log.rename(log.with_suffix(f".{time.monotonic_ns()}.log"))
         self._args[name] = args
         env = {**os.environ, **FAST_LOOPS, **self.env, "PYTHONUNBUFFERED": "1"}
+        command = self.server_command if name == "server" and self.server_command else (
+            sys.executable, "-m", "gpustack.cli", "start")  # fmt: skip
         popen = subprocess.Popen(
-            [sys.executable, "-m", "gpustack.cli", "start", *args],
+            [*command, *args],
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
             env=env,

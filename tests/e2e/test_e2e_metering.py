@@ -55,30 +55,34 @@ def test_requests_are_metered_and_scraped(cluster: Cluster) -> None:
         worker = admin.get("/v2/workers").json()["items"][0]
         inst = admin.get("/v2/model-instances").json()["items"][0]
     client = openai.OpenAI(base_url=f"{cluster.url}/v1", api_key=key["value"], max_retries=0, timeout=60)
-    plain = client.chat.completions.create(model="tiny", messages=PROMPT, max_tokens=6, temperature=0)
+    same = {"model": "tiny", "messages": PROMPT, "max_tokens": 6, "temperature": 0, "seed": 11}
+    plain = client.chat.completions.create(**same)
     assert plain.usage is not None
-    chunks = list(client.chat.completions.create(model="tiny", messages=PROMPT, max_tokens=6, temperature=0,
-                                                 stream=True))  # fmt: skip
+    chunks = list(client.chat.completions.create(**same, stream=True))
     assert all(c.usage is None for c in chunks)  # the client did not ask: no usage chunk reaches it
-    streamed_tokens = sum(1 for c in chunks if c.choices and c.choices[0].delta.content)
+    asked = list(client.chat.completions.create(**same, stream=True, stream_options={"include_usage": True}))
+    assert asked[-1].usage is not None and asked[-1].usage.model_dump(exclude_none=True) == plain.usage.model_dump(
+        exclude_none=True
+    )  # the engine's exact usage, as the plain answer has it
 
     def report() -> dict[str, Any] | None:
         with cluster.admin() as admin:
             r = admin.get("/v2/usage", params={"group_by": ["model", "api_key"]}).json()
         rows = [i for i in r["items"] if i["api_key_id"] == key["id"]]
-        return rows[0] if rows and rows[0]["api_requests"] == 2 else None
+        return rows[0] if rows and rows[0]["api_requests"] == 3 else None
 
-    row = wait_for(report, 15, "two metered requests")
+    row = wait_for(report, 15, "three metered requests")
     assert row["model"] == "tiny" and row["api_key_name"] == "metered"
-    # the plain request is metered with the engine's own usage; llama-cpp-python sends no usage in streams
-    # (even when asked), so the streamed one is counted by the gateway: a token per content chunk and
-    # ~4 characters per prompt token (docs/observability.md says so; engines that report usage are exact)
-    assert row["output_tokens"] == plain.usage.completion_tokens + streamed_tokens
-    assert row["input_tokens"] == plain.usage.prompt_tokens + 3  # "hello world": 11 characters
+    # a streamed request is metered with the same token counts as the non-streamed one (the engine reports
+    # them at the end of the stream: see gpustack/engines/llama_cpp_server.py)
+    assert row["input_tokens"] == 3 * plain.usage.prompt_tokens
+    assert row["output_tokens"] == 3 * plain.usage.completion_tokens
+    assert row["total_tokens"] == 3 * plain.usage.total_tokens
     server = _scrape(f"{cluster.url}/metrics")
     labels = (("model", "tiny"), ("route", "/v1/chat/completions"), ("status", "200"))
-    assert server[("gpustack_openai_requests_total", labels)] == 2
+    assert server[("gpustack_openai_requests_total", labels)] == 3
     assert server[("gpustack_completion_tokens_total", (("model", "tiny"),))] == row["output_tokens"]
+    assert server[("gpustack_prompt_tokens_total", (("model", "tiny"),))] == row["input_tokens"]
     assert server[("gpustack_workers", (("state", "ready"),))] == 1
 
     worker_url = f"http://{worker['ip']}:{worker['port']}"
@@ -87,6 +91,6 @@ def test_requests_are_metered_and_scraped(cluster: Cluster) -> None:
     assert on_worker[("gpustack_instance_state", (*ident[:2], ("state", "running"), ident[2]))] == 1
     assert on_worker[("gpustack_instance_memory_rss_bytes", ident)] > 0
     proxied = (("instance", inst["name"]), ("status", "200"))
-    assert on_worker[("gpustack_worker_proxy_requests_total", proxied)] >= 2
+    assert on_worker[("gpustack_worker_proxy_requests_total", proxied)] >= 3
     engine = httpx.get(f"{worker_url}/instances/{inst['id']}/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
     assert engine.status_code == 404 and "llama-cpp-python has none" in engine.json()["detail"]

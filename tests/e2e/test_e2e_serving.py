@@ -118,22 +118,17 @@ def test_unknown_model_and_bad_key(cluster: Cluster, deployment: dict) -> None:
 
 
 def test_openai_surface_with_the_official_client(cluster: Cluster, deployment: dict) -> None:
-    """models.retrieve, the stream usage chunk (llama-cpp-python sends none: the gateway adds it), the
-    /v1-openai alias, and an OpenAI-shaped error for an endpoint the engine lacks."""
+    """models.retrieve, the stream usage chunk (the engine's exact counts, as the worker starts
+    llama-cpp-python), the /v1-openai alias, and an OpenAI-shaped error for an endpoint the engine lacks."""
     client = _client(cluster, deployment["key"])
     assert client.models.retrieve("tiny").id == "tiny"
-    stream = client.chat.completions.create(
-        model="tiny",
-        messages=[{"role": "user", "content": "hello world"}],
-        max_tokens=6,
-        stream=True,
-        stream_options={"include_usage": True},
-    )
-    chunks = list(stream)
-    content = [c for c in chunks if c.choices and c.choices[0].delta.content]
+    same = {"model": "tiny", "messages": [{"role": "user", "content": "hello world"}], "max_tokens": 6,
+            "temperature": 0, "seed": 3}  # fmt: skip
+    chunks = list(client.chat.completions.create(**same, stream=True, stream_options={"include_usage": True}))
     usage = chunks[-1].usage
     assert usage is not None and not chunks[-1].choices, chunks[-1]
-    assert usage.completion_tokens == len(content) > 0
+    assert not usage.model_extra or "estimated" not in usage.model_extra  # the engine's own, not the gateway's
+    assert usage == client.chat.completions.create(**same).usage  # the same counts as without streaming
     assert usage.prompt_tokens > 0 and usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
     assert sum(1 for c in chunks if c.usage) == 1
     plain = list(

@@ -4,6 +4,7 @@ import csv
 import io
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +45,14 @@ def wait_until(check: Any, what: str, timeout: float = 10.0) -> Any:
 
 
 def settled(server: RunningServer) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """A scrape taken once the writer has handled every request counted so far."""
+    """A scrape taken once the writer has handled every request answered so far (request counters are
+    updated by the writer, with the batch)."""
 
     def check() -> dict[Any, float] | None:
         now = scrape(server)
         requests = sum(v for (name, _), v in now.items() if name == "gpustack_openai_requests_total")
-        return now if now.get(("gpustack_usage_records_written_total", ()), 0) >= requests else None
+        idle = now[("gpustack_openai_requests_in_flight", ())] == 0 and now[("gpustack_usage_queue_length", ())] == 0
+        return now if idle and now.get(("gpustack_usage_records_written_total", ()), 0) >= requests else None
 
     return dict(wait_until(check, "the usage writer to catch up"))
 
@@ -174,6 +177,12 @@ def test_a_user_sees_only_their_own_usage(rig: Any) -> None:
     assert {i["user_name"] for i in asked_for_admin["items"]} == {"metered-user"}
     everyone = _usage(server, ("admin", "admin-password-1"), group_by="user")
     assert {"admin", "metered-user"} <= {i["user_name"] for i in everyone["items"]}
+    now = datetime.now(UTC).date()
+    today = {"start_date": (now - timedelta(days=1)).isoformat(), "end_date": now.isoformat(), "group_by": ["user"]}
+    own = httpx.post(f"{server.url}/v2/usage/breakdown", json=today, auth=auth).json()  # GPUStack's form
+    assert [(i["user"]["label"], i["api_requests"]) for i in own["items"]] == [("metered-user", 1)]
+    admins = httpx.post(f"{server.url}/v2/usage/breakdown", json=today, auth=("admin", "admin-password-1")).json()
+    assert {"admin", "metered-user"} <= {i["user"]["label"] for i in admins["items"]}
 
 
 def test_usage_query_errors_are_clear(rig: Any) -> None:
@@ -228,6 +237,7 @@ def test_gpu_history_serves_the_workers_samples(rig: Any) -> None:
     found = {s["gpu_index"]: s for s in wait_until(series, "two samples per series")}
     assert set(found) == {-1, 0}  # the host and its one GPU
     assert set(found[0]["utilization"]) == {42.0} and set(found[0]["memory_total"]) == {8 << 30}
+    assert set(found[0]["power"]) == {300.0} and set(found[-1]["power"]) == {None}
     assert set(found[-1]["utilization"]) == {20.0} and set(found[-1]["memory_used"]) == {4 << 30}
     assert found[0]["time"] == sorted(found[0]["time"])
     bad = server.admin().get("/v2/gpu-history", params={"start": "2026-01-02T00:00:00", "end": "2026-01-01T00:00:00"})

@@ -33,6 +33,8 @@ async def test_a_batch_the_database_refused_is_written_by_the_next_pass(tmp_path
             count = (await session.execute(select(func.count()).select_from(UsageRecord))).scalar_one()
         assert [r[0] for r in rows] == [0, 1, 2, 3] and count == 4  # the refused batch first, nothing twice
         assert meter.metrics.registry.get_sample_value("gpustack_completion_tokens_total", {"model": "m"}) == 6
+        labels = {"model": "m", "route": "/v1/completions", "status": "200"}
+        assert meter.metrics.registry.get_sample_value("gpustack_openai_requests_total", labels) == 4  # not 7
     finally:
         await db.dispose()
 

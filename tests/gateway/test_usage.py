@@ -67,8 +67,15 @@ def test_every_stream_is_watched_and_remembers_whether_the_client_asked() -> Non
 
 
 def test_ask_for_usage_keeps_the_clients_other_stream_options() -> None:
-    body = json.loads(ask_for_usage({"model": "m", "stream": True, "stream_options": {"x": 1}}))
+    request = {"model": "m", "stream": True, "stream_options": {"x": 1}}
+    body = json.loads(ask_for_usage(request, json.dumps(request).encode()))
     assert body == {"model": "m", "stream": True, "stream_options": {"x": 1, "include_usage": True}}
+
+
+def test_ask_for_usage_splices_the_option_into_a_body_without_one() -> None:
+    raw = b' \n{"model": "m",\n "stream": true, "messages": [{"role": "user", "content": "{x}"}]}'
+    body = json.loads(ask_for_usage(json.loads(raw), raw))
+    assert body == {**json.loads(raw), "stream_options": {"include_usage": True}}
 
 
 async def test_engine_usage_is_hidden_from_a_client_that_did_not_ask() -> None:
@@ -96,3 +103,22 @@ async def test_no_usage_chunk_is_added_for_a_client_that_did_not_ask() -> None:
     events = await _run([_event(_chunk("a")), _event(_chunk("b")), _event(b"[DONE]")], request, watch)
     assert len(events) == 3 and events[-1] == "[DONE]"
     assert (watch.prompt_tokens, watch.reported_completion, watch.engine_usage) == (2, 2, False)
+
+
+async def test_whole_crlf_events_pass_untouched_and_the_usage_is_still_hidden() -> None:
+    """sse-starlette engines (llama-cpp-python) end events with CRLF: such chunks pass as they came."""
+    own = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+    chunks = [{k: v for k, v in _chunk(t).items() if k != "usage"} for t in ("a", "")]  # as llama-cpp-python
+    content = [b"data: " + json.dumps(c).encode() + b"\r\n\r\n" for c in chunks]
+    usage = b"data: " + json.dumps({**_chunk(""), "choices": [], "usage": own}).encode() + b"\r\n\r\n"
+    request = {"stream": True, "messages": [{"role": "user", "content": "x"}]}
+    watch = usage_watch(request)
+    assert watch is not None
+
+    async def source() -> AsyncIterator[bytes]:
+        for chunk in [*content, usage, b"data: [DONE]\r\n\r\n"]:
+            yield chunk
+
+    out = [part async for part in with_usage(source(), watch)]
+    assert out == [*content, b"data: [DONE]\r\n\r\n"]  # the same bytes, the usage chunk left out
+    assert (watch.prompt_tokens, watch.reported_completion, watch.engine_usage) == (5, 2, True)

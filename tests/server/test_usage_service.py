@@ -16,7 +16,7 @@ from gpustack.schemas.workers import Worker, WorkerState
 from gpustack.server.db import Database
 from gpustack.server.migrate import run_migrations
 from gpustack.server.services.gpu_history import gpu_history, sample_gpus
-from gpustack.server.services.usage import UsageQuery, prune_usage, usage_report, write_usage
+from gpustack.server.services.usage import UsageQuery, bucket_of, prune_usage, usage_report, write_usage
 from tests.utils.databases import BACKENDS, temporary_database
 
 T0 = datetime(2026, 3, 1, 10, 0)
@@ -106,7 +106,7 @@ async def test_prune_keeps_day_rollups(db: Database) -> None:
 async def test_gpu_history_samples_ready_workers_and_prunes(db: Database) -> None:
     status = {"cpu": {"utilization_rate": 30.0}, "memory": {"total": 100, "used": 40},
               "gpu_devices": [{"index": 0, "memory_total": 80, "memory_used": 20, "core_utilization": 90.0,
-                               "temperature": 60.0}]}  # fmt: skip
+                               "temperature": 60.0, "power_watts": 250.5}]}  # fmt: skip
     async with db.session() as session:
         session.add(Worker(name="w1", state=WorkerState.READY, status=status))
         session.add(Worker(name="w2", state=WorkerState.UNREACHABLE, status=status))
@@ -121,4 +121,39 @@ async def test_gpu_history_samples_ready_workers_and_prunes(db: Database) -> Non
     assert total == 4  # the 8-day-old sample was pruned
     series = {s.gpu_index: s for s in history.series}
     assert series[0].utilization == [90.0, 90.0] and series[0].temperature == [60.0, 60.0]
+    assert series[0].power == [250.5, 250.5] and series[-1].power == [None, None]
     assert series[-1].memory_used == [40, 40] and series[-1].worker_name == "w1"
+
+
+def _many(n: int) -> list[dict[str, Any]]:
+    """n records over 5 hours: 3 users, 4 keys, 5 models, some errors, tokens that differ per record."""
+    return [
+        _row(created_at=T0 + timedelta(seconds=i * 18_000 // n), user_id=1 + i % 2, api_key_id=i % 4,
+             model=f"m{i % 5}", route="/v1/chat/completions", status=500 if i % 11 == 0 else 200,
+             prompt_tokens=i % 13, completion_tokens=i % 7, total_tokens=i % 13 + i % 7, latency_ms=1.5)
+        for i in range(n)
+    ]  # fmt: skip
+
+
+async def test_rollups_of_many_batches_sum_to_their_records(db: Database) -> None:
+    """The writer's batches (500 at a time, rollup rows shared across batches) add up to exactly the sums of
+    the raw records, per group and per bucket, at every granularity."""
+    records = _many(3_000)
+    for start in range(0, len(records), 500):
+        async with db.session() as session:
+            await write_usage(session=session, records=records[start : start + 500])
+    groups = (UsageGroup.MODEL, UsageGroup.USER, UsageGroup.API_KEY)
+    for gran in Granularity:
+        expected: dict[tuple[Any, ...], list[int]] = {}
+        for r in records:
+            key = (bucket_of(r["created_at"], gran), r["model"], r["user_id"], r["api_key_id"])
+            sums = expected.setdefault(key, [0, 0, 0, 0, 0])
+            for i, value in enumerate((1, int(r["status"] >= 400), r["prompt_tokens"], r["completion_tokens"],
+                                       r["total_tokens"])):  # fmt: skip
+                sums[i] += value
+        report = await _report(db, 1, start=T0 - timedelta(days=1), end=T0 + timedelta(days=1), group_by=groups,
+                               granularity=gran)  # fmt: skip
+        got = {(i.bucket, i.model, i.user_id, i.api_key_id): [i.api_requests, i.errors, i.input_tokens,
+               i.output_tokens, i.total_tokens] for i in report.items}  # type: ignore[attr-defined]  # fmt: skip
+        assert got == expected, gran
+        assert report.summary.api_requests == len(records)  # type: ignore[attr-defined]

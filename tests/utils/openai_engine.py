@@ -88,7 +88,8 @@ def route_model(server: RunningServer, db_url: str, engine: UsageEngine, model: 
     admin = server.admin()
     status = {"cpu": {"total": 4, "utilization_rate": 20.0}, "memory": {"total": 16 << 30, "used": 4 << 30},
               "gpu_devices": [{"index": 0, "name": "Sim", "memory_total": 8 << 30, "memory_used": 1 << 30,
-                               "core_utilization": 42.0, "temperature": 51.0, "simulated": True}]}  # fmt: skip
+                               "core_utilization": 42.0, "temperature": 51.0, "power_watts": 300.0,
+                               "simulated": True}]}  # fmt: skip
     r = httpx.post(f"{server.url}/v2/workers/register", headers={"Authorization": f"Bearer {server.token}"},
                    json={"name": f"w-{model}", "ip": "127.0.0.1", "port": engine.port, "status": status})  # fmt: skip
     assert r.status_code == 200, r.text

@@ -21,12 +21,13 @@ def _samples(worker: Worker, now: datetime) -> list[dict[str, Any]]:
     base = {"time": now, "worker_id": worker.id, "worker_name": worker.name}
     rows = [
         {**base, "gpu_index": HOST, "utilization": status.cpu.utilization_rate,
-         "memory_used": status.memory.used, "memory_total": status.memory.total, "temperature": None},
+         "memory_used": status.memory.used, "memory_total": status.memory.total, "temperature": None, "power": None},
     ]  # fmt: skip
     for gpu in status.gpu_devices:
         rows.append(
             {**base, "gpu_index": gpu.index, "utilization": gpu.core_utilization,
-             "memory_used": gpu.memory_used, "memory_total": gpu.memory_total, "temperature": gpu.temperature}
+             "memory_used": gpu.memory_used, "memory_total": gpu.memory_total, "temperature": gpu.temperature,
+             "power": gpu.power_watts}
         )  # fmt: skip
     return rows
 
@@ -76,5 +77,6 @@ async def gpu_history(
             memory_used=[s.memory_used for s in samples],
             memory_total=[s.memory_total for s in samples],
             temperature=[s.temperature for s in samples],
+            power=[s.power for s in samples],
         )
     return GPUHistory(interval_seconds=interval_seconds, retention_days=retention_days, series=list(series.values()))

@@ -8,7 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -49,39 +52,47 @@ _STEP = {
 
 def _rollup_deltas(records: Iterable[Mapping[str, Any]]) -> dict[tuple[Any, ...], list[float]]:
     deltas: dict[tuple[Any, ...], list[float]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0.0])
+    buckets: dict[tuple[int, ...], tuple[tuple[str, datetime], ...]] = {}  # per minute of the batch, computed once
     for r in records:
+        at = r["created_at"]
+        minute = (at.year, at.month, at.day, at.hour, at.minute)
+        if (keys := buckets.get(minute)) is None:
+            keys = buckets[minute] = tuple((g.value, bucket_of(at, g)) for g in Granularity)
         row = (1, 1 if r["status"] >= 400 else 0, r["prompt_tokens"], r["completion_tokens"], r["total_tokens"],
                r["latency_ms"])  # fmt: skip
         who = (r["user_id"], r["api_key_id"], r["model"], r["route"])
-        for g in Granularity:
-            sums = deltas[(g.value, bucket_of(r["created_at"], g), *who)]
+        for key in keys:
+            sums = deltas[(*key, *who)]
             for i, value in enumerate(row):
                 sums[i] += value
     return deltas
 
 
+def _upsert(dialect: str) -> Any:
+    """INSERT of rollup rows that adds to the row already there (one statement for the whole batch)."""
+    table = UsageRollup.__table__  # type: ignore[attr-defined]
+    if dialect == "mysql":
+        mysql = mysql_insert(table)
+        return mysql.on_duplicate_key_update({name: table.c[name] + mysql.inserted[name] for name in _SUMS})
+    stmt: Any = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+    keys = ["granularity", "bucket", "user_id", "api_key_id", "model", "route"]
+    return stmt.on_conflict_do_update(
+        index_elements=keys, set_={name: table.c[name] + stmt.excluded[name] for name in _SUMS}
+    )
+
+
 async def write_usage(*, session: AsyncSession, records: Sequence[Mapping[str, Any]]) -> None:
-    """Inserts the records (usage_records rows as dicts) and adds them to their rollups in one
-    transaction (one writer per server, so an update that finds no row can insert it)."""
+    """Inserts the records (usage_records rows as dicts) and adds them to their rollups in one transaction:
+    one multi-row INSERT, and one upsert for every rollup row the batch touches."""
     if not records:
         return
-    await session.execute(insert(UsageRecord), list(records))
-    for (gran, bucket, user_id, key_id, model, route), sums in _rollup_deltas(records).items():
-        where = and_(
-            col(UsageRollup.granularity) == gran,
-            col(UsageRollup.bucket) == bucket,
-            col(UsageRollup.user_id) == user_id,
-            col(UsageRollup.api_key_id) == key_id,
-            col(UsageRollup.model) == model,
-            col(UsageRollup.route) == route,
-        )
-        values = {name: getattr(UsageRollup, name) + value for name, value in zip(_SUMS, sums, strict=True)}
-        result = await session.execute(update(UsageRollup).where(where).values(values))
-        if result.rowcount == 0:  # type: ignore[attr-defined]
-            keys = {"granularity": gran, "bucket": bucket, "user_id": user_id, "api_key_id": key_id}
-            await session.execute(
-                insert(UsageRollup).values(**keys, model=model, route=route, **dict(zip(_SUMS, sums, strict=True)))
-            )
+    await session.execute(UsageRecord.__table__.insert(), list(records))  # type: ignore[attr-defined]
+    rows = [
+        {"granularity": gran, "bucket": bucket, "user_id": user_id, "api_key_id": key_id, "model": model,
+         "route": route, **dict(zip(_SUMS, sums, strict=True))}
+        for (gran, bucket, user_id, key_id, model, route), sums in _rollup_deltas(records).items()
+    ]  # fmt: skip
+    await session.execute(_upsert(session.get_bind().dialect.name), rows)
     await session.commit()
 
 

@@ -121,11 +121,12 @@ def to_llama_cpp_params(params: Iterable[str]) -> list[str]:
 
 
 def llama_cpp_argv(ctx: LaunchContext) -> list[str]:
-    """`python -m llama_cpp.server --model M --host H --port P --model_alias NAME --n_gpu_layers N
+    """`python -m gpustack.engines.llama_cpp_server --model M --host H --port P --model_alias NAME --n_gpu_layers N
     --n_ctx C --embedding true` (verified with llama-cpp-python 0.3.36: chat, completions and embeddings all
     work on one server started with --embedding true). It stays verbose: `--verbose false` would drop its
     per-request timings but also sends the model loader's output, a CUDA out-of-memory included, to
-    /dev/null; the worker rotates instance logs by size instead."""
+    /dev/null; the worker rotates instance logs by size instead. The module is llama_cpp.server with
+    `stream_options.include_usage` honoured (exact usage at the end of a stream, for metering)."""
     defaults = [
         "--model", ctx.model_path,
         "--host", ctx.host,
@@ -138,7 +139,7 @@ def llama_cpp_argv(ctx: LaunchContext) -> list[str]:
     if split := _split(ctx):
         defaults += ["--tensor_split", *split]
     merged = merge_args(defaults, to_llama_cpp_params(ctx.backend_parameters), (), PROTECTED)
-    return [sys.executable, "-m", "llama_cpp.server", *merged]
+    return [sys.executable, "-m", "gpustack.engines.llama_cpp_server", *merged]
 
 
 @register("llama-box")

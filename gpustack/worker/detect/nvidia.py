@@ -46,6 +46,7 @@ def _read_device(index: int) -> GPUDevice:
     except pynvml.NVMLError as exc:
         logger.debug("NVML temperature unavailable for GPU %d: %s", index, exc)
         temperature = None
+    power, limit = _power(handle, index)
     return GPUDevice(
         vendor="nvidia",
         index=index,
@@ -56,7 +57,22 @@ def _read_device(index: int) -> GPUDevice:
         memory_reserved=reserved,
         core_utilization=utilization,
         temperature=temperature,
+        power_watts=power,
+        power_limit_watts=limit,
     )
+
+
+def _power(handle: Any, index: int) -> tuple[float | None, float | None]:
+    """(draw, enforced limit) in watts where NVML has them (milliwatts there); None where it does not."""
+    assert pynvml is not None
+    out: list[float | None] = []
+    for read in (pynvml.nvmlDeviceGetPowerUsage, pynvml.nvmlDeviceGetEnforcedPowerLimit):
+        try:
+            out.append(round(int(read(handle)) / 1000, 3))
+        except pynvml.NVMLError as exc:  # not supported on some boards and on MIG instances
+            logger.debug("NVML %s unavailable for GPU %d: %s", read.__name__, index, exc)
+            out.append(None)
+    return out[0], out[1]
 
 
 def detect_nvidia() -> list[GPUDevice]:

@@ -10,7 +10,10 @@ from agent_harness import Cluster, cluster, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 METRICS_TOKEN = "worker-metrics-token-123"
-INVENTORY = "- {name: Sim A100, memory_total: 80GiB, memory_used: 10GiB, core_utilization: 37.5, temperature: 61}\n"
+INVENTORY = (
+    "- {name: Sim A100, memory_total: 80GiB, memory_used: 10GiB, core_utilization: 37.5, temperature: 61,\n"
+    "   power_watts: 212.5, power_limit_watts: 400}\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +75,8 @@ def test_gpu_process_and_proxy_metrics(env: Cluster, running: dict[str, Any]) ->
     assert samples[("gpustack_gpu_memory_used_bytes", gpu)] == 10 * 2**30
     assert samples[("gpustack_gpu_utilization_percent", gpu)] == 37.5
     assert samples[("gpustack_gpu_temperature_celsius", gpu)] == 61
+    assert samples[("gpustack_gpu_power_watts", gpu)] == 212.5
+    assert samples[("gpustack_gpu_power_limit_watts", gpu)] == 400
     inst = (("instance", name), ("instance_id", iid), ("worker", worker))
     assert samples[("gpustack_instance_state", (*inst[:2], ("state", "running"), inst[2]))] == 1
     assert samples[("gpustack_instance_restarts_total", inst)] == 0

@@ -77,7 +77,7 @@ def test_llama_box_in_image(without_binary: None) -> None:
 def test_llama_cpp_fallback(without_binary: None) -> None:
     spec = get_backend("llama-box")(CTX)
     assert spec.argv == (
-        sys.executable, "-m", "llama_cpp.server",
+        sys.executable, "-m", "gpustack.engines.llama_cpp_server",
         "--model", "/data/models/qwen.gguf", "--host", "127.0.0.1", "--port", "40001",
         "--model_alias", "qwen", "--n_gpu_layers", "0", "--n_ctx", "8192", "--embedding", "true",
     )  # fmt: skip

@@ -66,6 +66,16 @@ class FakeNVML:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
         return SimpleNamespace(gpu=37, memory=5)
 
+    def nvmlDeviceGetPowerUsage(self, handle: int) -> int:
+        if handle == 1:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        return 212_345  # milliwatts
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, handle: int) -> int:
+        if handle == 1:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        return 400_000
+
     def nvmlDeviceGetTemperature(self, handle: int, sensor: int) -> int:
         if handle == 1:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
@@ -80,10 +90,12 @@ def test_detect_nvidia_maps_nvml_devices(monkeypatch: pytest.MonkeyPatch) -> Non
     # v2: used as nvidia-smi shows it, the driver's reserve apart
     assert (first.memory_total, first.memory_used, first.memory_reserved) == (80 * 2**30, 0, 480 * 2**20)
     assert (first.core_utilization, first.temperature) == (37.0, 55.0)
+    assert (first.power_watts, first.power_limit_watts) == (212.345, 400.0)
     assert not first.simulated and first.vendor == "nvidia"
     # v1 only: the reserve stays inside "used" (never less than what is really taken)
     assert (second.name, second.memory_used, second.memory_reserved) == ("NVIDIA H100", 2**30 + 480 * 2**20, 0)
     assert (second.core_utilization, second.temperature) == (0.0, None)
+    assert (second.power_watts, second.power_limit_watts) == (None, None)  # not supported: not made up
     assert fake.calls == ["init", "shutdown"]
 
 
