@@ -1,15 +1,32 @@
-"""Serves the dashboard: a single static page that talks to the /v2 API with the session cookie."""
+"""Serves the dashboard: an ES-module app (`gpustack/ui/`) that talks to the public API with the session cookie."""
 
 from pathlib import Path
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
+from gpustack.core.errors import NotFoundError
+
 UI_DIR = Path(__file__).resolve().parents[2] / "ui"
+MEDIA_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 
 router = APIRouter(include_in_schema=False)
 
 
+def asset_path(path: str) -> Path:
+    """The file under UI_DIR that `path` names; anything outside it, or of another type, is not found."""
+    target = (UI_DIR / path).resolve()
+    if not target.is_relative_to(UI_DIR) or target.suffix not in MEDIA_TYPES or not target.is_file():
+        raise NotFoundError(f"no dashboard asset {path!r}")
+    return target
+
+
 @router.get("/")
 async def dashboard() -> FileResponse:
-    return FileResponse(UI_DIR / "index.html", media_type="text/html")
+    return FileResponse(UI_DIR / "index.html", media_type="text/html", headers={"cache-control": "no-cache"})
+
+
+@router.get("/ui/{path:path}")
+async def asset(path: str) -> FileResponse:
+    target = asset_path(path)
+    return FileResponse(target, media_type=MEDIA_TYPES[target.suffix], headers={"cache-control": "no-cache"})

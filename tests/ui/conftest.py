@@ -1,0 +1,116 @@
+"""Browser fixtures: Debian's chromium driven by Playwright, one real server per module, screenshots as artifacts.
+
+Chromium comes from the system (`.ci/ensure-browser` installs it in CI); without it these tests skip outside CI
+and fail in CI (`CI=true`), so a CI run never passes by skipping them.
+"""
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.cluster import Cluster
+
+pytestmark = pytest.mark.e2e
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
+
+VIEWPORT = {"width": 1440, "height": 900}
+ARTIFACTS = Path(os.environ.get("GPUSTACK_UI_ARTIFACTS", "build/ui-screenshots"))
+# Chromium reports every non-2xx answer as a console error; the pages expect some (a wrong password's 401).
+# Those are checked as responses instead (no 5xx); every other console error fails the test.
+_NETWORK_STATUS = "Failed to load resource: the server responded with a status of 4"
+
+
+def chromium_path() -> str:
+    found = os.environ.get("GPUSTACK_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    reason = "chromium is not installed: run `bash .ci/ensure-browser` (apt-get install -y chromium)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator["sync_api.Browser"]:
+    executable = chromium_path()
+    with sync_api.sync_playwright() as pw:
+        args = ["--no-sandbox"] if os.geteuid() == 0 else []  # chromium refuses root without it
+        browser = pw.chromium.launch(executable_path=executable, args=args)
+        yield browser
+        browser.close()
+
+
+@dataclass
+class Tab:
+    """One browser tab with what went wrong in it: console errors, uncaught exceptions, 5xx answers."""
+
+    page: "sync_api.Page"
+    url: str
+    problems: list[str] = field(default_factory=list)
+
+    def open(self, route: str = "") -> None:
+        self.page.goto(f"{self.url}/#/{route}" if route else self.url)
+
+    def shot(self, name: str) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+    def sign_in(self, username: str, password: str) -> None:
+        self.page.get_by_label("Username").fill(username)
+        self.page.get_by_label("Password", exact=True).fill(password)
+        self.page.get_by_role("button", name="Sign in").click()
+
+    def sign_out(self) -> None:
+        self.page.get_by_role("button", name="Sign out").click()
+        self.page.get_by_role("button", name="Sign in").wait_for()
+
+
+def _watch(tab: Tab) -> None:
+    def console(msg: "sync_api.ConsoleMessage") -> None:
+        if msg.type == "error" and not msg.text.startswith(_NETWORK_STATUS):
+            tab.problems.append(f"console: {msg.text}")
+
+    tab.page.on("console", console)
+    tab.page.on("pageerror", lambda exc: tab.problems.append(f"uncaught: {exc}"))
+    tab.page.on("response", lambda r: r.status >= 500 and tab.problems.append(f"{r.status} from {r.url}"))
+
+
+@pytest.fixture(scope="module")
+def new_tab(browser: "sync_api.Browser") -> Iterator[Callable[[str], Tab]]:
+    """Opens tabs (each its own cookie jar) on a server URL; closing them checks for console errors."""
+    contexts: list[tuple["sync_api.BrowserContext", Tab]] = []
+
+    def open_tab(url: str) -> Tab:
+        context = browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
+        context.set_default_timeout(20_000)
+        tab = Tab(context.new_page(), url)
+        _watch(tab)
+        contexts.append((context, tab))
+        return tab
+
+    yield open_tab
+    problems = [p for _, tab in contexts for p in tab.problems]
+    for context, _ in contexts:
+        context.close()
+    assert not problems, "the dashboard logged errors:\n" + "\n".join(problems)
+
+
+@pytest.fixture(scope="module")
+def fresh_cluster(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """A first install: the admin password generated into the data dir (`initial_admin_password`)."""
+    chromium_path()  # no server start when the browser is missing
+    embedded = bool(getattr(request.module, "EMBEDDED_WORKER", False))
+    cluster = Cluster(tmp_path_factory.mktemp("ui"))
+    cluster.start_server(embedded_worker=embedded, bootstrap_password=None)
+    try:
+        yield cluster
+    finally:
+        cluster.shutdown()
+
+
+def generated_password(cluster: Cluster) -> str:
+    return (cluster.root / "server" / "initial_admin_password").read_text().strip()
