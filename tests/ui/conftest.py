@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e.cluster import Cluster
@@ -21,6 +22,7 @@ VIEWPORT = {"width": 1440, "height": 900}
 ARTIFACTS = Path(os.environ.get("GPUSTACK_UI_ARTIFACTS", "build/ui-screenshots"))
 # Chromium reports every non-2xx answer as a console error; the pages expect some (a wrong password's 401).
 # Those are checked as responses instead (no 5xx); every other console error fails the test.
+NEW_PASSWORD = "admin-chosen-password"
 _NETWORK_STATUS = "Failed to load resource: the server responded with a status of 4"
 
 
@@ -79,23 +81,36 @@ def _watch(tab: Tab) -> None:
     tab.page.on("response", lambda r: r.status >= 500 and tab.problems.append(f"{r.status} from {r.url}"))
 
 
+_OPEN_TABS: list[Tab] = []
+
+
 @pytest.fixture(scope="module")
 def new_tab(browser: "sync_api.Browser") -> Iterator[Callable[[str], Tab]]:
-    """Opens tabs (each its own cookie jar) on a server URL; closing them checks for console errors."""
-    contexts: list[tuple["sync_api.BrowserContext", Tab]] = []
+    """Opens tabs (each its own cookie jar) on a server URL; they close with the module."""
+    contexts: list["sync_api.BrowserContext"] = []
 
     def open_tab(url: str) -> Tab:
         context = browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
         context.set_default_timeout(20_000)
         tab = Tab(context.new_page(), url)
         _watch(tab)
-        contexts.append((context, tab))
+        contexts.append(context)
+        _OPEN_TABS.append(tab)
         return tab
 
     yield open_tab
-    problems = [p for _, tab in contexts for p in tab.problems]
-    for context, _ in contexts:
+    for context in contexts:
         context.close()
+    _OPEN_TABS.clear()
+
+
+@pytest.fixture(autouse=True)
+def no_console_errors() -> Iterator[None]:
+    """Each test fails on what its tabs logged: console errors, uncaught exceptions, 5xx answers."""
+    yield
+    problems = [p for tab in _OPEN_TABS for p in tab.problems]
+    for tab in _OPEN_TABS:
+        tab.problems.clear()
     assert not problems, "the dashboard logged errors:\n" + "\n".join(problems)
 
 
@@ -114,3 +129,13 @@ def fresh_cluster(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixt
 
 def generated_password(cluster: Cluster) -> str:
     return (cluster.root / "server" / "initial_admin_password").read_text().strip()
+
+
+@pytest.fixture(scope="module")
+def admin_password(fresh_cluster: Cluster) -> str:
+    """The admin's own password: chosen in the browser by a first-login test, or set here through the API."""
+    if httpx.get(f"{fresh_cluster.url}/v2/users/me", auth=("admin", NEW_PASSWORD)).status_code != 200:
+        body = {"current_password": generated_password(fresh_cluster), "new_password": NEW_PASSWORD}
+        auth = ("admin", body["current_password"])
+        httpx.post(f"{fresh_cluster.url}/v2/users/me/password", json=body, auth=auth).raise_for_status()
+    return NEW_PASSWORD

@@ -8,21 +8,10 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.cluster import Cluster
-from tests.ui.conftest import Tab, generated_password
+from tests.ui.conftest import NEW_PASSWORD, Tab, generated_password
 
 pytestmark = pytest.mark.e2e
-NEW_PASSWORD = "admin-chosen-password"
 USER, USER_PASSWORD = "alice", "alice-password"
-
-
-@pytest.fixture(scope="module")
-def admin_password(fresh_cluster: Cluster) -> str:
-    """The admin's own password: chosen in the first test, or set here when that test ran elsewhere."""
-    if httpx.get(f"{fresh_cluster.url}/v2/users/me", auth=("admin", NEW_PASSWORD)).status_code != 200:
-        body = {"current_password": generated_password(fresh_cluster), "new_password": NEW_PASSWORD}
-        auth = ("admin", body["current_password"])
-        httpx.post(f"{fresh_cluster.url}/v2/users/me/password", json=body, auth=auth).raise_for_status()
-    return NEW_PASSWORD
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,7 @@ function formHtml(backends, workers, model) {
       ${esc(w.name)} GPU ${g.index} · ${esc(g.name)} · ${gib(g.memory_total ?? g.memory?.total)}</label>`));
   const options = backends.map((b) => `<option value="${esc(b.backend_name)}">${esc(b.backend_name)}</option>`).join("");
   return `<section class="card"><form class="stack" id="deploy-form">
-    <label>Name <input name="name" required pattern="[A-Za-z0-9][A-Za-z0-9._-]*" ${model ? "readonly" : ""}></label>
+    <label>Name <input name="name" required pattern="[A-Za-z0-9][A-Za-z0-9._:\\/\\-]*" ${model ? "readonly" : ""}></label>
     <label>Source <select name="source"><option value="local_path">Local path</option>
       <option value="huggingface">Hugging Face</option><option value="model_scope">ModelScope</option></select></label>
     <label data-source="local_path">Local path (on the workers) <input name="local_path" placeholder="/models/qwen2.5-0.5b-q4_k_m.gguf"></label>

@@ -70,8 +70,9 @@ async function chat(box, body, history, signal) {
   box.append(user, answer);
   const out = answer.querySelector("span");
   const res = await post("/v1/chat/completions", body, signal);
-  let text = "";
+  let text = "", chunks = 0;
   await readSSE(res, (chunk) => {
+    answer.dataset.chunks = String(++chunks);
     text += chunk.choices?.[0]?.delta?.content ?? "";
     out.textContent = text;
     box.scrollTop = box.scrollHeight;

@@ -1,0 +1,144 @@
+"""Deploying, watching, chatting with, scaling and deleting the tiny GGUF from the dashboard, in a real browser.
+
+One server with an embedded worker serves a generated tiny GGUF through the real llama.cpp engine; the tests
+run in order on one tab and save a screenshot of every page.
+"""
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import openai
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.cluster import Cluster
+from tests.ui.conftest import Tab
+from tests.utils.tiny_gguf import write_tiny_gguf
+
+pytestmark = pytest.mark.e2e
+pytest.importorskip("llama_cpp.server", reason="the CPU engine (llama-cpp-python[server]) is not installed")
+EMBEDDED_WORKER = True
+RUNNING_TIMEOUT_MS = 180_000
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_gguf(tmp_path_factory.mktemp("model") / "tiny.gguf")
+
+
+@pytest.fixture(scope="module")
+def admin_tab(fresh_cluster: Cluster, new_tab: Callable[[str], Tab], admin_password: str) -> Iterator[Tab]:
+    tab = new_tab(fresh_cluster.url)
+    tab.open()
+    tab.sign_in("admin", admin_password)
+    expect(tab.page.get_by_role("heading", name="Overview")).to_be_visible()
+    tab.page.evaluate("window.__sameDocument = true")  # gone if anything reloads the page
+    yield tab
+
+
+def instance_rows(page: Page) -> "object":
+    return page.locator("tr[data-instance]")
+
+
+def test_deploy_from_the_form_and_watch_it_run(admin_tab: Tab, tiny: Path) -> None:
+    page = admin_tab.page
+    watched: list[str] = []
+    page.on("request", lambda r: "watch=true" in r.url and watched.append(r.url))
+    admin_tab.open("deploy")
+    form = page.locator("#deploy-form")
+    form.get_by_label("Name").fill("tiny")
+    form.get_by_label("Local path (on the workers)").fill(str(tiny))
+    expect(page.locator("#fit")).to_contain_text("Fits on", timeout=30_000)  # the dry-run evaluation
+    expect(page.locator("#fit")).to_contain_text("llama-box")
+    admin_tab.shot("deploy")
+    form.get_by_role("button", name="Deploy").click()
+    expect(page.get_by_role("heading", name="Deployments")).to_be_visible()
+    running = page.locator("tr[data-instance] .badge.running")
+    expect(running).to_have_count(1, timeout=RUNNING_TIMEOUT_MS)
+    expect(page.locator("tr[data-model]")).to_contain_text("1 / 1")
+    assert page.evaluate("window.__sameDocument") is True, "the page reloaded"
+    assert any("/v2/model-instances?watch=true" in u for u in watched) and any("/v2/models?watch=true" in u for u in watched)
+    admin_tab.shot("deployments")
+
+
+def test_instance_logs_open_and_follow(admin_tab: Tab) -> None:
+    page = admin_tab.page
+    page.get_by_role("button", name="Logs").first.click()
+    expect(page.locator("#log-text")).to_contain_text("llama", timeout=30_000)
+    expect(page.get_by_role("link", name="Download")).to_have_attribute("href", __import__("re").compile(r"logs\?tail="))
+    admin_tab.shot("logs")
+    page.get_by_role("button", name="Close").click()
+    expect(page.locator("#log-text")).to_have_count(0)
+
+
+def test_playground_streams_an_answer(admin_tab: Tab) -> None:
+    page = admin_tab.page
+    admin_tab.open("playground")
+    page.get_by_label("Max tokens").fill("12")
+    page.get_by_placeholder("Ask something").fill("hello")
+    with page.expect_response("**/v1/chat/completions") as answer:
+        page.get_by_role("button", name="Send").click()
+    assert answer.value.headers["content-type"].startswith("text/event-stream")
+    reply = page.locator("#chat-a .assistant")
+    expect(reply).to_have_attribute("data-done", "true", timeout=60_000)
+    assert int(reply.get_attribute("data-chunks") or 0) >= 2, "the answer must arrive in several chunks"
+    page.get_by_role("button", name="View code").click()
+    expect(page.locator("#code")).to_contain_text("/v1/chat/completions")
+    admin_tab.shot("playground")
+
+
+def test_api_key_works_with_the_openai_client(admin_tab: Tab, fresh_cluster: Cluster) -> None:
+    page = admin_tab.page
+    admin_tab.open("keys")
+    page.locator("#key-form").get_by_label("Name").fill("from-the-dashboard")
+    page.get_by_role("button", name="Create key").click()
+    secret = page.locator("#new-key code").inner_text()
+    page.get_by_role("button", name="Done").click()
+    expect(page.locator("#new-key")).to_have_count(0)
+    client = openai.OpenAI(base_url=f"{fresh_cluster.url}/v1", api_key=secret, max_retries=0, timeout=60)
+    chat = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=4)
+    assert chat.usage is not None and chat.usage.completion_tokens > 0
+
+
+def test_scale_to_two_and_back(admin_tab: Tab) -> None:
+    page = admin_tab.page
+    admin_tab.open("deployments")
+    replicas = page.locator("input[data-replicas]")
+    replicas.fill("2")
+    page.get_by_role("button", name="Scale").click()
+    expect(page.locator("tr[data-instance] .badge.running")).to_have_count(2, timeout=RUNNING_TIMEOUT_MS)
+    expect(page.locator("tr[data-model]")).to_contain_text("2 / 2")
+    replicas.fill("1")
+    page.get_by_role("button", name="Scale").click()
+    expect(page.locator("tr[data-instance]")).to_have_count(1, timeout=60_000)
+    expect(page.locator("tr[data-model]")).to_contain_text("1 / 1")
+
+
+def test_every_page_renders(admin_tab: Tab) -> None:
+    page = admin_tab.page
+    checks = {
+        "overview": "Utilisation (last hour)",
+        "resources": "Model files",
+        "usage": "Tokens per model",  # the chats above were metered
+        "users": "Add a user",
+        "profile": "Change password",
+    }
+    for route, text in checks.items():
+        admin_tab.open(route)
+        expect(page.locator("main")).to_contain_text(text, timeout=30_000)
+        page.wait_for_load_state("networkidle") if route != "overview" else page.wait_for_timeout(500)
+        admin_tab.shot(route)
+    admin_tab.open("resources")
+    expect(page.locator("#files")).to_contain_text(str(Path("tiny.gguf")))
+
+
+def test_delete_with_confirmation(admin_tab: Tab) -> None:
+    page = admin_tab.page
+    admin_tab.open("deployments")
+    page.once("dialog", lambda dialog: dialog.dismiss())  # cancelling keeps the model
+    page.get_by_role("button", name="Delete").click()
+    expect(page.locator("tr[data-model]")).to_have_count(1)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete").click()
+    expect(page.get_by_text("No models yet.")).to_be_visible(timeout=30_000)
+    assert page.evaluate("window.__sameDocument") is True
