@@ -66,12 +66,13 @@ export async function attempt(fn, button) {
 }
 
 export const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
-export const gib = (b) => `${((b || 0) / 2 ** 30).toFixed(1)} GiB`;
+export const gib = (b) => ((b || 0) < 2 ** 30 && b ? `${(b / 2 ** 20).toFixed(1)} MiB` : `${((b || 0) / 2 ** 30).toFixed(1)} GiB`);
 export const pct = (v) => `${Math.round(v || 0)}%`;
 export const badge = (s) => `<span class="badge ${esc(s)}">${esc(s)}</span>`;
-export const bar = (fraction, title = "") => {
+/** A 0..1 bar; a load (utilisation, memory) over 90% turns red, progress never does. */
+export const bar = (fraction, title = "", load = true) => {
   const f = Math.max(0, Math.min(1, fraction || 0));
-  return `<div class="bar${f > 0.9 ? " hot" : ""}" title="${esc(title)}"><span style="width:${(f * 100).toFixed(1)}%"></span></div>`;
+  return `<div class="bar${load && f > 0.9 ? " hot" : ""}" title="${esc(title)}"><span style="width:${(f * 100).toFixed(1)}%"></span></div>`;
 };
 export const empty = (text) => `<div class="empty">${esc(text)}</div>`;
 export function table(head, rows, emptyText = "None yet.") {
@@ -154,10 +155,10 @@ export async function readSSE(res, onData) {
 const COLORS = ["#3a5bd9", "#1e8e3e", "#b7791f", "#c0392b", "#6b3fa0", "#00838f"];
 
 /** A line chart as inline SVG: `series` = [{name, values}], values in [0, max], plotted left to right. */
-export function lineChart(series, { max = 100, unit = "%", labels = [] } = {}) {
+export function lineChart(series, { max = 100, unit = "%", labels = [], emptyText = "Collecting samples; the chart appears after the second one." } = {}) {
   const W = 600, H = 160, L = 36, B = 18;
   const longest = Math.max(0, ...series.map((s) => s.values.length));
-  if (longest < 2) return empty("Collecting samples; the chart appears after the second one.");
+  if (longest < 2) return empty(emptyText);
   const x = (i) => L + (i * (W - L - 4)) / (longest - 1);
   const y = (v) => 4 + (H - B - 4) * (1 - Math.min(Math.max(v, 0), max) / max);
   const grid = [0, 0.5, 1].map((f) => `<line x1="${L}" x2="${W}" y1="${y(f * max)}" y2="${y(f * max)}" stroke="#e3e6ee"/>` +
@@ -176,10 +177,10 @@ export function barChart(rows, unit = "") {
   const bars = rows.map((r, i) => `<text x="0" y="${i * 22 + 14}">${esc(r.name)}</text>` +
     `<rect x="160" y="${i * 22 + 4}" height="14" width="${(380 * r.value) / max}" fill="${COLORS[i % COLORS.length]}"/>` +
     `<text x="${166 + (380 * r.value) / max}" y="${i * 22 + 15}">${esc(r.value.toLocaleString())}${esc(unit)}</text>`).join("");
-  return `<svg class="chart" style="height:${H}px" viewBox="0 0 600 ${H}" role="img">${bars}</svg>`;
+  return `<svg class="chart" style="height:${H}px" viewBox="0 0 600 ${H}" preserveAspectRatio="xMinYMin meet" role="img">${bars}</svg>`;
 }
 
 function fmtAxis(v, unit) {
-  if (unit === "B") return gib(v).replace(" GiB", "G");
+  if (unit === "B") return `${(v / 2 ** 30).toFixed(1)}G`;
   return `${Math.round(v)}${unit}`;
 }

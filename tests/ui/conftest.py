@@ -87,7 +87,7 @@ _OPEN_TABS: list[Tab] = []
 @pytest.fixture(scope="module")
 def new_tab(browser: "sync_api.Browser") -> Iterator[Callable[[str], Tab]]:
     """Opens tabs (each its own cookie jar) on a server URL; they close with the module."""
-    contexts: list["sync_api.BrowserContext"] = []
+    contexts: list[sync_api.BrowserContext] = []
 
     def open_tab(url: str) -> Tab:
         context = browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]

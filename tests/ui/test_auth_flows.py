@@ -21,7 +21,9 @@ def user(fresh_cluster: Cluster, admin_password: str) -> str:
     return USER
 
 
-def test_first_login_forces_the_generated_password_to_change(fresh_cluster: Cluster, new_tab: Callable[[str], Tab]) -> None:
+def test_first_login_forces_the_generated_password_to_change(
+    fresh_cluster: Cluster, new_tab: Callable[[str], Tab]
+) -> None:
     tab = new_tab(fresh_cluster.url)
     tab.open()
     tab.shot("login")

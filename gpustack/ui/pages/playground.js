@@ -28,7 +28,7 @@ function chatHtml(options) {
       <label>Temperature <input name="temperature" type="number" step="0.1" min="0" max="2" value="0.7" style="width:80px"></label>
       <label>Max tokens <input name="max_tokens" type="number" min="1" value="256" style="width:90px"></label></div>
     <label>System prompt <input name="system" placeholder="You are a helpful assistant."></label>
-    <div class="grid2"><div class="chat" id="chat-a"></div><div class="chat" id="chat-b"></div></div>
+    <div class="grid2" id="chats" style="grid-template-columns:1fr"><div class="chat" id="chat-a"></div><div class="chat" id="chat-b" hidden></div></div>
     <div class="row"><input name="prompt" placeholder="Ask something" style="flex:1" required>
       <button type="submit">Send</button><button type="button" class="ghost" id="chat-clear">Clear</button>
       <button type="button" class="ghost" id="chat-code">View code</button></div>
@@ -38,6 +38,10 @@ function chatHtml(options) {
 function wireChat(root, signal) {
   const form = root.querySelector("#chat-form");
   const history = { a: [], b: [] };
+  form.compare.onchange = () => {  // side by side only while comparing
+    root.querySelector("#chat-b").hidden = !form.compare.value;
+    root.querySelector("#chats").style.gridTemplateColumns = form.compare.value ? "1fr 1fr" : "1fr";
+  };
   form.querySelector("#chat-clear").onclick = () => { history.a = []; history.b = []; root.querySelector("#chat-a").replaceChildren(); root.querySelector("#chat-b").replaceChildren(); };
   form.querySelector("#chat-code").onclick = () => { const pre = form.querySelector("#code"); pre.hidden = !pre.hidden; pre.textContent = code(request(form, history.a, form.model.value)); };
   form.onsubmit = (e) => {

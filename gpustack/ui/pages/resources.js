@@ -54,7 +54,7 @@ function filesTable(files, workers) {
   const name = (id) => workers.find((w) => w.id === id)?.name ?? id;
   return table(["Worker", "Source", "State", "Progress", "Size"], files.map((f) => `<tr><td>${esc(name(f.worker_id))}</td>
     <td class="msg">${esc(f.source_key)}</td><td>${badge(f.state)}<div class="msg">${esc(f.state_message)}</div></td>
-    <td>${bar((f.download_progress || 0) / 100)} ${Math.round(f.download_progress || 0)}%</td><td>${f.size ? gib(f.size) : ""}</td></tr>`), "No model files yet.");
+    <td>${bar((f.download_progress || 0) / 100, "", false)} ${Math.round(f.download_progress || 0)}%</td><td>${f.size ? gib(f.size) : ""}</td></tr>`), "No model files yet.");
 }
 
 function onClick(e) {

@@ -33,7 +33,7 @@ function view(totals, series, group) {
   const max = Math.max(1, ...lines.flatMap((l) => l.values));
   return `<div class="grid">${[["Requests", s.api_requests], ["Input tokens", s.input_tokens], ["Output tokens", s.output_tokens], ["Models", s.models_called]]
       .map(([t, v]) => `<section class="card"><div class="msg">${t}</div><div class="stat">${v.toLocaleString()}</div></section>`).join("")}</div>
-    <section class="card"><h3>Tokens over time, per model</h3>${lineChart(lines, { max, unit: "", labels: buckets.map((b) => b.slice(5, 16)) })}</section>
+    <section class="card"><h3>Tokens over time, per model</h3>${lineChart(lines, { max, unit: "", labels: buckets.map((b) => b.slice(5, 16)), emptyText: "All requests of this window fall in one period; the chart needs two." })}</section>
     <section class="card"><h3>Tokens per ${esc(group.replace("_", " "))}</h3>${barChart(totals.items.map((i) => ({ name: name(i), value: i.total_tokens })))}
     ${table(["Name", "Requests", "Errors", "Input tokens", "Output tokens", "Avg latency"], totals.items.map((i) => `<tr><td>${esc(name(i))}</td>
       <td>${i.api_requests}</td><td>${i.errors}</td><td>${i.input_tokens}</td><td>${i.output_tokens}</td><td>${Math.round(i.avg_latency_ms)} ms</td></tr>`))}</section>`;
