@@ -175,8 +175,8 @@ export function barChart(rows, unit = "") {
   if (!rows.length) return "";
   const max = Math.max(...rows.map((r) => r.value), 1), H = 22 * rows.length;
   const bars = rows.map((r, i) => `<text x="0" y="${i * 22 + 14}">${esc(r.name)}</text>` +
-    `<rect x="160" y="${i * 22 + 4}" height="14" width="${(380 * r.value) / max}" fill="${COLORS[i % COLORS.length]}"/>` +
-    `<text x="${166 + (380 * r.value) / max}" y="${i * 22 + 15}">${esc(r.value.toLocaleString())}${esc(unit)}</text>`).join("");
+    `<rect x="160" y="${i * 22 + 4}" height="14" width="${(340 * r.value) / max}" fill="${COLORS[i % COLORS.length]}"/>` +
+    `<text x="${166 + (340 * r.value) / max}" y="${i * 22 + 15}">${esc(r.value.toLocaleString())}${esc(unit)}</text>`).join("");
   return `<svg class="chart" style="height:${H}px" viewBox="0 0 600 ${H}" preserveAspectRatio="xMinYMin meet" role="img">${bars}</svg>`;
 }
 

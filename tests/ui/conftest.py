@@ -120,6 +120,7 @@ def fresh_cluster(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixt
     chromium_path()  # no server start when the browser is missing
     embedded = bool(getattr(request.module, "EMBEDDED_WORKER", False))
     cluster = Cluster(tmp_path_factory.mktemp("ui"))
+    cluster.env["GPUSTACK_GPU_HISTORY_INTERVAL_SECONDS"] = "1"  # the overview's charts fill within seconds
     cluster.start_server(embedded_worker=embedded, bootstrap_password=None)
     try:
         yield cluster

@@ -2,16 +2,30 @@
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.cluster import Cluster
+from tests.e2e.cluster import Cluster, wait_for
 from tests.ui.conftest import NEW_PASSWORD, Tab, generated_password
+from tests.utils.tiny_gguf import write_tiny_gguf
 
 pytestmark = pytest.mark.e2e
 USER, USER_PASSWORD = "alice", "alice-password"
+
+
+@pytest.fixture(scope="module")
+def gpu_worker(fresh_cluster: Cluster, admin_password: str) -> str:
+    """A second process: a worker with two simulated GPUs (an inventory file), ready before the tests use it."""
+    inventory = fresh_cluster.root / "gpus.yaml"
+    inventory.write_text('- {index: 0, name: "RTX 4090", memory_total: 24GiB}\n'
+                         '- {index: 1, name: "RTX 4090", memory_total: 24GiB}\n')  # fmt: skip
+    fresh_cluster.start_worker("gpu-box", 41360, ("--gpu-inventory", str(inventory)))
+    with httpx.Client(base_url=fresh_cluster.url, auth=("admin", admin_password)) as admin:
+        wait_for(lambda: [w for w in admin.get("/v2/workers").json()["items"] if w["state"] == "ready"], 60, "the worker")
+    return "gpu-box"
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +87,7 @@ def test_errors_stay_until_dismissed(
 
 
 def test_non_admin_sees_no_admin_controls_and_failures_are_shown(
-    fresh_cluster: Cluster, new_tab: Callable[[str], Tab], admin_password: str, user: str
+    fresh_cluster: Cluster, new_tab: Callable[[str], Tab], admin_password: str, user: str, gpu_worker: str
 ) -> None:
     model = {"name": "visible-model", "source": "local_path", "local_path": "/models/none.gguf", "replicas": 1}
     httpx.post(f"{fresh_cluster.url}/v2/models", json=model, auth=("admin", admin_password)).raise_for_status()
@@ -88,8 +102,9 @@ def test_non_admin_sees_no_admin_controls_and_failures_are_shown(
         expect(page.get_by_role("button", name=control)).to_have_count(0)
     tab.shot("deployments-non-admin")
     tab.open("resources")
-    expect(page.get_by_role("heading", name="Workers")).to_be_visible()
-    expect(page.get_by_role("button", name="Delete")).to_have_count(0)
+    expect(page.locator("#workers")).to_contain_text(gpu_worker)
+    for control in ("Delete", "Edit labels"):
+        expect(page.get_by_role("button", name=control)).to_have_count(0)
     tab.open("users")
     expect(page.get_by_text("This page is for administrators")).to_be_visible()
     tab.open("profile")
@@ -129,3 +144,26 @@ def _create_key(page: Page, name: str) -> str:
     secret = page.locator("#new-key code")
     expect(secret).to_have_text(re.compile(r"\S{16,}"))
     return secret.inner_text()
+
+
+def test_gpus_show_on_resources_and_in_the_deploy_form(
+    fresh_cluster: Cluster, new_tab: Callable[[str], Tab], admin_password: str, gpu_worker: str, tmp_path: Path
+) -> None:
+    tab = new_tab(fresh_cluster.url)
+    page = tab.page
+    tab.open("resources")
+    tab.sign_in("admin", admin_password)
+    workers = page.locator("#workers")
+    expect(workers).to_contain_text("simulated")
+    expect(workers.locator(".gpu")).to_have_count(2)
+    expect(page.locator("#gpus tr")).to_have_count(3)  # header + two GPUs
+    tab.shot("resources-gpus")
+    tab.open("deploy")
+    form = page.locator("#deploy-form")
+    form.get_by_label("Name").fill("pinned")
+    form.get_by_label("Local path (on the workers)").fill(str(write_tiny_gguf(tmp_path / "tiny.gguf")))
+    form.get_by_label(f"{gpu_worker} GPU 1").check()  # manual GPU selection
+    expect(page.locator("#fit")).to_contain_text(f"Fits on {gpu_worker} GPUs 1 ")
+    form.get_by_label("Worker label selector").fill("zone=nowhere")
+    expect(page.locator("#fit")).to_contain_text("Does not fit")
+    tab.shot("deploy-refused")

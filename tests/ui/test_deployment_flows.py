@@ -80,9 +80,23 @@ def test_playground_streams_an_answer(admin_tab: Tab) -> None:
     reply = page.locator("#chat-a .assistant")
     expect(reply).to_have_attribute("data-done", "true", timeout=60_000)
     assert int(reply.get_attribute("data-chunks") or 0) >= 2, "the answer must arrive in several chunks"
+    page.get_by_label("Compare with").select_option("tiny")  # side by side: both answers stream
+    page.get_by_placeholder("Ask something").fill("and again")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#chat-b .assistant")).to_have_attribute("data-done", "true", timeout=60_000)
+    expect(page.locator("#chat-a .assistant[data-done=true]")).to_have_count(2, timeout=60_000)
     page.get_by_role("button", name="View code").click()
     expect(page.locator("#code")).to_contain_text("/v1/chat/completions")
     admin_tab.shot("playground")
+
+
+def test_playground_embeddings_compare_texts(admin_tab: Tab) -> None:
+    page = admin_tab.page
+    page.get_by_role("button", name="Embeddings").click()
+    page.get_by_role("button", name="Compare").click()
+    table = page.locator("#embed-out table")
+    expect(table).to_contain_text("Cosine similarity")
+    expect(table.locator("tr").nth(1).locator("td").nth(1)).to_have_text("1.000")  # a text is itself
 
 
 def test_api_key_works_with_the_openai_client(admin_tab: Tab, fresh_cluster: Cluster) -> None:
@@ -112,19 +126,40 @@ def test_scale_to_two_and_back(admin_tab: Tab) -> None:
     expect(page.locator("tr[data-model]")).to_contain_text("1 / 1")
 
 
+def test_stop_start_and_edit(admin_tab: Tab) -> None:
+    page = admin_tab.page
+    page.get_by_role("button", name="Stop").click()
+    expect(page.locator("tr[data-instance]")).to_have_count(0, timeout=60_000)
+    expect(page.locator("tr[data-model]")).to_contain_text("0 / 0")
+    page.get_by_role("button", name="Start").click()
+    expect(page.locator("tr[data-instance] .badge.running")).to_have_count(1, timeout=RUNNING_TIMEOUT_MS)
+    page.get_by_role("link", name="Edit").click()
+    form = page.locator("#deploy-form")
+    expect(form.get_by_label("Name")).to_have_value("tiny")
+    form.get_by_label("Backend parameters (one per line)").fill("--ctx-size=256")
+    form.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("heading", name="Deployments")).to_be_visible()
+    expect(page.locator("tr[data-instance] .badge.running")).to_have_count(1, timeout=RUNNING_TIMEOUT_MS)
+
+
 def test_every_page_renders(admin_tab: Tab) -> None:
     page = admin_tab.page
     checks = {  # what each page shows once its data arrived
         "overview": ("#counts", "1 / 1 running"),
+        "overview charts": ("#util", "CPU"),
         "resources": ("#workers", "ready"),
         "usage": ("main", "Tokens per model"),  # the chats above were metered
         "users": ("#users", "admin"),
         "profile": ("main", "Change password"),
     }
     for route, (where, text) in checks.items():
-        admin_tab.open(route)
+        admin_tab.open(route.split()[0])
         expect(page.locator(where)).to_contain_text(text, timeout=30_000)
-        admin_tab.shot(route)
+        admin_tab.shot(route.split()[0])
+    admin_tab.open("overview")  # the history sampled every second meanwhile: the charts are drawn
+    expect(page.locator("#util svg polyline")).not_to_have_count(0)
+    expect(page.locator("#mem svg polyline")).not_to_have_count(0)
+    admin_tab.shot("overview")
     admin_tab.open("resources")
     expect(page.locator("#files")).to_contain_text(str(Path("tiny.gguf")))
 

@@ -23,8 +23,8 @@ function workersTable(workers, admin) {
       <td>${badge(w.state)}${s?.simulated_gpus ? ' <span class="badge sim">simulated</span>' : ""}<div class="msg">${esc(w.state_message)}</div></td>
       <td>${s ? `${s.cpu.total} cores ${pct(s.cpu.utilization_rate)}${bar((s.cpu.utilization_rate || 0) / 100)}` : ""}</td>
       <td>${s ? `${gib(mem.used)} / ${gib(mem.total)}${bar(mem.used / (mem.total || 1))}` : ""}</td>
-      <td style="min-width:340px">${gpuBars(s?.gpu_devices || [])}</td>
-      <td class="msg">${esc(Object.entries(w.labels).map(([k, v]) => `${k}=${v}`).join("\n"))}</td>
+      <td style="min-width:460px">${gpuBars(s?.gpu_devices || [])}</td>
+      <td class="msg" style="white-space:pre">${esc(Object.entries(w.labels).map(([k, v]) => `${k}=${v}`).join("\n"))}</td>
       <td>${admin ? `<button type="button" class="ghost" data-act="labels" data-id="${w.id}" data-labels="${esc(JSON.stringify(w.labels))}">Edit labels</button>
         <button type="button" class="danger" data-act="delete" data-id="${w.id}" data-name="${esc(w.name)}">Delete</button>` : ""}</td></tr>`;
   }), "No workers have registered yet.");
@@ -35,8 +35,8 @@ function gpuBars(gpus) {
   return gpus.map((g) => {
     const total = g.memory_total ?? g.memory?.total ?? 0, used = g.memory_used ?? g.memory?.used ?? 0;
     return `<div class="gpu"><span>${g.index}: ${esc(g.name)}${g.simulated ? ' <span class="badge sim">simulated</span>' : ""}</span>
-      <span title="utilisation">${bar((g.core_utilization || 0) / 100, `utilisation ${pct(g.core_utilization)}`)}</span>
-      <span title="VRAM">${bar(used / (total || 1), `${gib(used)} / ${gib(total)}`)}</span>
+      <span class="msg">util ${pct(g.core_utilization)}${bar((g.core_utilization || 0) / 100)}</span>
+      <span class="msg">VRAM ${gib(used)} / ${gib(total)}${bar(used / (total || 1))}</span>
       <span>${g.temperature != null ? `${Math.round(g.temperature)}°C` : ""}</span></div>`;
   }).join("");
 }
