@@ -1,6 +1,9 @@
 """The dashboard is served at / without auth: its page, its ES modules and stylesheet, nothing outside gpustack/ui."""
 
+import glob
 import gzip
+import tomllib
+from pathlib import Path
 
 from gpustack.server.routers.ui import UI_DIR
 from tests.utils.server import RunningServer
@@ -46,3 +49,12 @@ def test_live_pages_use_the_watch_streams() -> None:
     for name in ("deployments", "resources", "overview"):
         source = (UI_DIR / "pages" / f"{name}.js").read_text()
         assert "live(" in source and "setInterval" not in source, name
+
+
+def test_every_asset_is_package_data() -> None:
+    """A wheel (and the Docker image, built from one) carries every file the dashboard loads."""
+    pyproject = tomllib.loads((UI_DIR.parents[1] / "pyproject.toml").read_text())
+    package = UI_DIR.parent
+    globs = pyproject["tool"]["setuptools"]["package-data"]["gpustack"]
+    shipped = {Path(p) for g in globs for p in glob.glob(str(package / g))}
+    assert {p for p in UI_DIR.rglob("*") if p.is_file()} <= shipped
