@@ -24,7 +24,8 @@ def gpu_worker(fresh_cluster: Cluster, admin_password: str) -> str:
                          '- {index: 1, name: "RTX 4090", memory_total: 24GiB}\n')  # fmt: skip
     fresh_cluster.start_worker("gpu-box", 41360, ("--gpu-inventory", str(inventory)))
     with httpx.Client(base_url=fresh_cluster.url, auth=("admin", admin_password)) as admin:
-        wait_for(lambda: [w for w in admin.get("/v2/workers").json()["items"] if w["state"] == "ready"], 60, "the worker")
+        ready = lambda: [w for w in admin.get("/v2/workers").json()["items"] if w["state"] == "ready"]  # noqa: E731
+        wait_for(ready, 60, "the worker to be ready")
     return "gpu-box"
 
 
@@ -76,7 +77,7 @@ def test_errors_stay_until_dismissed(
     tab.shot("users")
     form = tab.page.locator("#user-form")
     form.get_by_label("Username").fill(user)
-    form.get_by_label("Password").fill("another-password")
+    form.get_by_label("Password", exact=True).fill("another-password")
     form.get_by_role("button", name="Create user").click()
     error = tab.page.locator("#errors .error-item")
     expect(error).to_contain_text(f"a user named '{user}' already exists")
@@ -84,6 +85,29 @@ def test_errors_stay_until_dismissed(
     expect(error).to_be_visible()
     error.get_by_role("button", name="Dismiss").click()
     expect(error).to_have_count(0)
+
+
+def test_a_user_created_in_the_dashboard_chooses_their_own_password(
+    fresh_cluster: Cluster, new_tab: Callable[[str], Tab], admin_password: str
+) -> None:
+    tab = new_tab(fresh_cluster.url)
+    page = tab.page
+    tab.open("users")
+    tab.sign_in("admin", admin_password)
+    form = page.locator("#user-form")
+    form.get_by_label("Username").fill("bob")
+    form.get_by_label("Password", exact=True).fill("given-by-admin")
+    expect(form.get_by_label("Must choose their own password at first sign-in")).to_be_checked()
+    form.get_by_role("button", name="Create user").click()
+    expect(page.locator("#users tr", has_text="bob")).to_contain_text("must change password")
+    tab.sign_out()
+    tab.sign_in("bob", "given-by-admin")
+    expect(page.get_by_role("heading", name="Choose a new password")).to_be_visible()
+    page.get_by_label("Current password").fill("given-by-admin")
+    page.get_by_label("New password").fill("bobs-own-password")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.locator("nav")).to_contain_text("Signed in as bob")
+    expect(page.locator("nav").get_by_role("link", name="Users")).to_have_count(0)
 
 
 def test_non_admin_sees_no_admin_controls_and_failures_are_shown(
