@@ -17,6 +17,8 @@ def test_dashboard_page_and_assets_are_served(server: RunningServer) -> None:
         assert page.status_code == 200
         assert page.headers["content-type"].startswith("text/html")
         assert "<title>GPUStack</title>" in page.text and '<script type="module" src="/ui/app.js">' in page.text
+        policy = page.headers["content-security-policy"]  # its own scripts only, never framed
+        assert "script-src 'self';" in policy and "frame-ancestors 'none'" in policy
         for path, media in [("app.js", "text/javascript"), ("lib.js", "text/javascript"), ("style.css", "text/css")]:
             asset = client.get(f"/ui/{path}")
             assert asset.status_code == 200, path

@@ -9,11 +9,12 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.cluster import Cluster, wait_for
-from tests.ui.conftest import NEW_PASSWORD, Tab, generated_password
+from tests.ui.conftest import HUB, NEW_PASSWORD, Tab, generated_password
 from tests.utils.tiny_gguf import write_tiny_gguf
 
 pytestmark = pytest.mark.e2e
 USER, USER_PASSWORD = "alice", "alice-password"
+CORS = {"access-control-allow-origin": "*"}
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,10 @@ def gpu_worker(fresh_cluster: Cluster, admin_password: str) -> str:
                          '- {index: 1, name: "RTX 4090", memory_total: 24GiB}\n')  # fmt: skip
     fresh_cluster.start_worker("gpu-box", 41360, ("--gpu-inventory", str(inventory)))
     with httpx.Client(base_url=fresh_cluster.url, auth=("admin", admin_password)) as admin:
-        ready = lambda: [w for w in admin.get("/v2/workers").json()["items"] if w["state"] == "ready"]  # noqa: E731
+
+        def ready() -> list[dict[str, object]]:
+            return [w for w in admin.get("/v2/workers").json()["items"] if w["state"] == "ready"]
+
         wait_for(ready, 60, "the worker to be ready")
     return "gpu-box"
 
@@ -191,3 +195,30 @@ def test_gpus_show_on_resources_and_in_the_deploy_form(
     form.get_by_label("Worker label selector").fill("zone=nowhere")
     expect(page.locator("#fit")).to_contain_text("Does not fit")
     tab.shot("deploy-refused")
+
+
+def test_hub_search_suggests_repositories_and_files(
+    fresh_cluster: Cluster, new_tab: Callable[[str], Tab], admin_password: str
+) -> None:
+    """No hub here: the browser's requests to it are answered at its network layer (first not at all, then with
+    a search result and a repository's file list), as a reachable hub would."""
+    tab = new_tab(fresh_cluster.url)
+    page = tab.page
+    page.route(f"{HUB}**", lambda route: route.abort("internetdisconnected"))
+    tab.open("deploy")
+    tab.sign_in("admin", admin_password)
+    form = page.locator("#deploy-form")
+    form.get_by_label("Source").select_option("huggingface")
+    form.get_by_label("Repository (search the hub)").fill("qwen")
+    expect(page.locator("#hub-note")).to_contain_text("does not answer this browser")
+    page.unroute(f"{HUB}**")
+    page.route(f"{HUB}api/models?search=**", lambda route: route.fulfill(json=[{"id": "Qwen/Tiny-GGUF"}], headers=CORS))
+    files = {"siblings": [{"rfilename": "tiny-q4.gguf"}, {"rfilename": "README.md"}]}
+    page.route(f"{HUB}api/models/Qwen/Tiny-GGUF", lambda route: route.fulfill(json=files, headers=CORS))
+    form.get_by_label("Repository (search the hub)").fill("qwen2")
+    expect(page.locator("#hub-repos option")).to_have_attribute("value", "Qwen/Tiny-GGUF")
+    form.get_by_label("Repository (search the hub)").fill("Qwen/Tiny-GGUF")
+    form.get_by_label("Repository (search the hub)").dispatch_event("change")
+    expect(page.locator("#hub-files option")).to_have_count(1)
+    expect(page.locator("#hub-files option")).to_have_attribute("value", "tiny-q4.gguf")
+    expect(page.locator("#hub-note")).to_contain_text("1 GGUF files in Qwen/Tiny-GGUF")

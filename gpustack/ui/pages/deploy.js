@@ -29,6 +29,7 @@ export async function render(root, { params, signal }) {
   form.addEventListener("input", changed);
   form.addEventListener("change", changed);
   sync();
+  wireHubSearch(form, signal);
   form.onsubmit = (e) => {
     e.preventDefault();
     attempt(async () => {
@@ -51,8 +52,10 @@ function formHtml(backends, workers, model) {
     <label>Source <select name="source"><option value="local_path">Local path</option>
       <option value="huggingface">Hugging Face</option><option value="model_scope">ModelScope</option></select></label>
     <label data-source="local_path">Local path (on the workers) <input name="local_path" placeholder="/models/qwen2.5-0.5b-q4_k_m.gguf"></label>
-    <div class="row" data-source="huggingface"><label>Repository <input name="huggingface_repo_id" placeholder="Qwen/Qwen2.5-0.5B-Instruct-GGUF"></label>
-      <label>File (GGUF; empty for the whole repo) <input name="huggingface_filename"></label></div>
+    <div class="row" data-source="huggingface"><label>Repository (search the hub) <input name="huggingface_repo_id" list="hub-repos"
+        autocomplete="off" placeholder="Qwen/Qwen2.5-0.5B-Instruct-GGUF"></label>
+      <label>File (GGUF; empty for the whole repo) <input name="huggingface_filename" list="hub-files" autocomplete="off"></label>
+      <datalist id="hub-repos"></datalist><datalist id="hub-files"></datalist><span class="msg" id="hub-note"></span></div>
     <div class="row" data-source="model_scope"><label>Model id <input name="model_scope_model_id"></label>
       <label>File path <input name="model_scope_file_path"></label></div>
     <div class="row"><label>Backend <select name="backend"><option value="">automatic</option>${options}</select></label>
@@ -128,4 +131,44 @@ async function check(form, signal) {
     box.className = "fit no";
     box.textContent = `The check failed: ${err.message}`;
   }
+}
+
+const HUB = "https://huggingface.co/api/models";
+
+/** Repository and file suggestions from the Hugging Face hub, where this browser reaches it. */
+function wireHubSearch(form, signal) {
+  let timer = null;
+  form.huggingface_repo_id.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(() => hubSearch(form, signal), 400); });
+  form.huggingface_repo_id.addEventListener("change", () => hubFiles(form, signal));
+}
+
+async function hub(form, path, signal) {
+  const note = form.querySelector("#hub-note");
+  try {
+    const res = await fetch(`${HUB}${path}`, { signal });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    return await res.json();
+  } catch (err) {
+    if (err.name !== "AbortError") note.textContent = "The Hugging Face hub does not answer this browser: type the repository id (the workers download it).";
+    return null;
+  }
+}
+
+async function hubSearch(form, signal) {
+  const query = form.huggingface_repo_id.value.trim();
+  if (query.length < 2) return;
+  const found = await hub(form, `?search=${encodeURIComponent(query)}&limit=20&sort=downloads`, signal);
+  if (!found) return;
+  form.querySelector("#hub-repos").innerHTML = found.map((m) => `<option value="${esc(m.id)}">`).join("");
+  form.querySelector("#hub-note").textContent = `${found.length} matching repositories on the hub.`;
+}
+
+async function hubFiles(form, signal) {
+  const repo = form.huggingface_repo_id.value.trim();
+  if (!/^[\w.-]+\/[\w.-]+$/.test(repo)) return;
+  const info = await hub(form, `/${repo}`, signal);
+  if (!info) return;
+  const files = (info.siblings || []).map((f) => f.rfilename).filter((f) => f.endsWith(".gguf"));
+  form.querySelector("#hub-files").innerHTML = files.map((f) => `<option value="${esc(f)}">`).join("");
+  form.querySelector("#hub-note").textContent = files.length ? `${files.length} GGUF files in ${repo}.` : `${repo} has no GGUF file: leave the file empty to deploy the whole repository.`;
 }
