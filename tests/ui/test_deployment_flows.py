@@ -5,14 +5,16 @@ run in order on one tab and save a screenshot of every page.
 """
 
 import re
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.cluster import Cluster
+from tests.e2e.cluster import Cluster, wait_for
 from tests.ui.conftest import Tab
 from tests.utils.tiny_gguf import write_tiny_gguf
 
@@ -20,6 +22,7 @@ pytestmark = pytest.mark.e2e
 pytest.importorskip("llama_cpp.server", reason="the CPU engine (llama-cpp-python[server]) is not installed")
 EMBEDDED_WORKER = True
 RUNNING_TIMEOUT_MS = 180_000
+MEDIA_ENGINE = Path(__file__).with_name("media_engine.py")
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +100,40 @@ def test_playground_embeddings_compare_texts(admin_tab: Tab) -> None:
     table = page.locator("#embed-out table")
     expect(table).to_contain_text("Cosine similarity")
     expect(table.locator("tr").nth(1).locator("td").nth(1)).to_have_text("1.000")  # a text is itself
+
+
+def test_speech_and_image_tabs_appear_for_such_models(
+    admin_tab: Tab, fresh_cluster: Cluster, admin_password: str, tiny: Path
+) -> None:
+    """A `custom` backend model (a stand-in engine: no speech or image engine runs here) of those categories."""
+    command = f"{sys.executable} {MEDIA_ENGINE} {{{{host}}}} {{{{port}}}} {{{{model_name}}}}"
+    model = {"name": "media", "local_path": str(tiny), "backend": "custom", "run_command": command,
+             "categories": ["text_to_speech", "speech_to_text", "image"]}  # fmt: skip
+    with httpx.Client(base_url=fresh_cluster.url, auth=("admin", admin_password), timeout=30) as admin:
+        created = admin.post("/v2/models", json=model)
+        assert created.status_code == 201, created.text
+        model_id = created.json()["id"]
+        wait_for(lambda: admin.get(f"/v2/models/{model_id}").json()["ready_replicas"] == 1, 120, "the media model")
+    page = admin_tab.page
+    admin_tab.open("deployments")
+    admin_tab.open("playground")
+    page.get_by_role("button", name="Text to speech").click()
+    page.get_by_role("button", name="Speak").click()
+    expect(page.locator("#speech-out audio")).to_have_attribute("src", re.compile(r"^blob:"))
+    page.get_by_role("button", name="Speech to text").click()
+    page.get_by_label("Audio file").set_input_files(
+        files=[{"name": "a.wav", "mimeType": "audio/wav", "buffer": b"RIFF1234"}]
+    )
+    page.get_by_role("button", name="Transcribe").click()
+    expect(page.locator("#transcribe-out")).to_have_text("hello from the stand-in engine (8 bytes)")
+    page.get_by_role("button", name="Image").click()
+    page.get_by_role("button", name="Generate").click()
+    image = page.locator("#image-out img")
+    expect(image).to_have_attribute("src", re.compile(r"^data:image/png;base64,"))
+    assert page.evaluate("document.querySelector('#image-out img').naturalWidth") == 8  # the PNG decoded
+    admin_tab.shot("playground-image")
+    with httpx.Client(base_url=fresh_cluster.url, auth=("admin", admin_password), timeout=30) as admin:
+        assert admin.delete(f"/v2/models/{model_id}").status_code == 204
 
 
 def test_api_key_works_with_the_openai_client(admin_tab: Tab, fresh_cluster: Cluster) -> None:

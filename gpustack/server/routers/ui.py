@@ -15,7 +15,8 @@ MEDIA_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css
 PAGE_HEADERS = {
     "cache-control": "no-cache",
     "content-security-policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; connect-src 'self' https://huggingface.co; frame-ancestors 'none'; base-uri 'none'",
+    "img-src 'self' data:; media-src 'self' blob:; connect-src 'self' https://huggingface.co; "
+    "frame-ancestors 'none'; base-uri 'none'",
     "x-content-type-options": "nosniff",
     "referrer-policy": "same-origin",
 }

@@ -1,15 +1,23 @@
-// Playground: streamed chat (optionally two models side by side) with its curl/Python, embeddings, rerank.
+// Playground: streamed chat (optionally two models side by side) with its curl/Python, embeddings, rerank,
+// and speech/image tabs where such models run.
 import { ApiError, attempt, empty, errorMessage, esc, list, readSSE } from "/ui/lib.js";
+import { MEDIA_TABS } from "/ui/playground-media.js";
 
 export async function render(root, { signal }) {
   const models = (await list("/v2/models", signal)).filter((m) => m.ready_replicas > 0);
   if (!models.length) { root.innerHTML = `<section class="card">${empty("No model is running yet. Deploy one, then try it here.")}</section>`; return; }
   const options = models.map((m) => `<option>${esc(m.name)}</option>`).join("");
+  const media = MEDIA_TABS.map((t) => ({ ...t, models: models.filter((m) => (m.categories || []).includes(t.category)) }))
+    .filter((t) => t.models.length);  // a tab for each kind of speech/image model that runs
   root.innerHTML = `<div class="tabs"><button type="button" class="on" data-tab="chat">Chat</button>
-      <button type="button" data-tab="embeddings">Embeddings</button><button type="button" data-tab="rerank">Rerank</button></div>
+      <button type="button" data-tab="embeddings">Embeddings</button><button type="button" data-tab="rerank">Rerank</button>
+      ${media.map((t) => `<button type="button" data-tab="${t.tab}">${t.title}</button>`).join("")}</div>
     <section class="card" data-pane="chat">${chatHtml(options)}</section>
     <section class="card" data-pane="embeddings" hidden>${embedHtml(options)}</section>
-    <section class="card" data-pane="rerank" hidden>${rerankHtml(options)}</section>`;
+    <section class="card" data-pane="rerank" hidden>${rerankHtml(options)}</section>
+    ${media.map((t) => `<section class="card" data-pane="${t.tab}" hidden>${
+      t.html(t.models.map((m) => `<option>${esc(m.name)}</option>`).join(""))}</section>`).join("")}`;
+  for (const t of media) t.wire(root.querySelector(`[data-pane="${t.tab}"] form`), signal);
   root.querySelector(".tabs").onclick = (e) => {
     const tab = e.target.dataset.tab;
     if (!tab) return;
