@@ -34,6 +34,7 @@ class WorkerSnapshot:
     cpu_cores: int = 0
     gpu_overhead: int = 0  # bytes an engine process takes on each GPU it uses (CUDA context, cuBLAS, graphs)
     cpu_only_backends: frozenset[str] = frozenset()  # backends whose engine here cannot offload to GPUs
+    maintenance: str | None = None  # in maintenance mode (the admin's message, maybe ""): no new replicas
 
 
 @dataclass(frozen=True)

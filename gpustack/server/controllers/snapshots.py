@@ -2,6 +2,7 @@
 
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 from gpustack.scheduler.types import GPUSnapshot, ModelSnapshot, WorkerSnapshot
 from gpustack.schemas.instances import ModelInstance
@@ -75,6 +76,14 @@ def worker_snapshots(workers: Sequence[Worker], instances: Sequence[ModelInstanc
                 cpu_cores=status.cpu.total,
                 gpu_overhead=status.gpu_runtime_overhead,
                 cpu_only_backends=_cpu_only_backends(status),
+                maintenance=_maintenance(worker.maintenance),
             )
         )
     return tuple(snapshots)
+
+
+def _maintenance(value: dict[str, Any] | None) -> str | None:
+    """The admin's message while the worker is in maintenance mode, else None."""
+    if not value or not value.get("enabled"):
+        return None
+    return str(value.get("message") or "")
