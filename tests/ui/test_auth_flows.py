@@ -131,7 +131,7 @@ def test_non_admin_sees_no_admin_controls_and_failures_are_shown(
     tab.shot("deployments-non-admin")
     tab.open("resources")
     expect(page.locator("#workers")).to_contain_text(gpu_worker)
-    for control in ("Delete", "Edit labels"):
+    for control in ("Delete", "Edit labels", "Maintenance"):
         expect(page.get_by_role("button", name=control)).to_have_count(0)
     tab.open("users")
     expect(page.get_by_text("This page is for administrators")).to_be_visible()
@@ -174,7 +174,7 @@ def _create_key(page: Page, name: str) -> str:
     return secret.inner_text()
 
 
-def test_gpus_show_on_resources_and_in_the_deploy_form(
+def test_gpus_maintenance_and_the_deploy_forms_fit_check(
     fresh_cluster: Cluster, new_tab: Callable[[str], Tab], admin_password: str, gpu_worker: str, tmp_path: Path
 ) -> None:
     tab = new_tab(fresh_cluster.url)
@@ -195,6 +195,18 @@ def test_gpus_show_on_resources_and_in_the_deploy_form(
     form.get_by_label("Worker label selector").fill("zone=nowhere")
     expect(page.locator("#fit")).to_contain_text("Does not fit")
     tab.shot("deploy-refused")
+    tab.open("resources")
+    page.once("dialog", lambda dialog: dialog.accept("new fans"))
+    page.get_by_role("button", name="Maintenance", exact=True).click()
+    expect(page.locator("#workers .badge", has_text="maintenance")).to_be_visible()
+    expect(page.locator("#workers")).to_contain_text("new fans")
+    tab.open("deploy")
+    form.get_by_label("Name").fill("pinned")
+    form.get_by_label("Local path (on the workers)").fill(str(tmp_path / "tiny.gguf"))
+    expect(page.locator("#fit")).to_contain_text(f"{gpu_worker}: worker is in maintenance (new fans)")
+    tab.open("resources")
+    page.get_by_role("button", name="End maintenance").click()
+    expect(page.locator("#workers .badge", has_text="maintenance")).to_have_count(0)
 
 
 def test_hub_search_suggests_repositories_and_files(

@@ -20,12 +20,16 @@ function workersTable(workers, admin) {
   return table(["Worker", "State", "CPU", "Memory", "GPUs", "Labels", admin ? "Actions" : ""], workers.map((w) => {
     const s = w.status, mem = s?.memory || {};
     return `<tr><td><b>${esc(w.name)}</b><div class="msg">${esc(w.hostname)} · ${esc(w.ip)}:${esc(w.port)}</div></td>
-      <td>${badge(w.state)}${s?.simulated_gpus ? ' <span class="badge sim">simulated</span>' : ""}<div class="msg">${esc(w.state_message)}</div></td>
+      <td>${badge(w.state)}${s?.simulated_gpus ? ' <span class="badge sim">simulated</span>' : ""}${
+        w.maintenance?.enabled ? ` <span class="badge pending" title="${esc(w.maintenance.message)}">maintenance</span>` : ""}
+        <div class="msg">${esc(w.state_message)}${w.maintenance?.enabled && w.maintenance.message ? `\n${esc(w.maintenance.message)}` : ""}</div></td>
       <td>${s ? `${s.cpu.total} cores ${pct(s.cpu.utilization_rate)}${bar((s.cpu.utilization_rate || 0) / 100)}` : ""}</td>
       <td>${s ? `${gib(mem.used)} / ${gib(mem.total)}${bar(mem.used / (mem.total || 1))}` : ""}</td>
       <td style="min-width:460px">${gpuBars(s?.gpu_devices || [])}</td>
       <td class="msg" style="white-space:pre">${esc(Object.entries(w.labels).map(([k, v]) => `${k}=${v}`).join("\n"))}</td>
-      <td>${admin ? `<button type="button" class="ghost" data-act="labels" data-id="${w.id}" data-labels="${esc(JSON.stringify(w.labels))}">Edit labels</button>
+      <td>${admin ? `<button type="button" class="ghost" data-act="maintenance" data-id="${w.id}" data-on="${!!w.maintenance?.enabled}">${
+        w.maintenance?.enabled ? "End maintenance" : "Maintenance"}</button>
+        <button type="button" class="ghost" data-act="labels" data-id="${w.id}" data-labels="${esc(JSON.stringify(w.labels))}">Edit labels</button>
         <button type="button" class="danger" data-act="delete" data-id="${w.id}" data-name="${esc(w.name)}">Delete</button>` : ""}</td></tr>`;
   }), "No workers have registered yet.");
 }
@@ -61,7 +65,12 @@ function onClick(e) {
   const b = e.target.closest("button[data-act]");
   if (!b) return;
   attempt(async () => {
-    if (b.dataset.act === "labels") {
+    if (b.dataset.act === "maintenance") {
+      const enable = b.dataset.on !== "true";
+      const message = enable ? prompt("Maintenance: this worker takes no new replicas (running ones stay). Note for others:", "") : null;
+      if (enable && message === null) return;
+      await api(`/v2/workers/${b.dataset.id}`, { method: "PUT", body: { maintenance: { enabled: enable, message: message || null } } });
+    } else if (b.dataset.act === "labels") {
       const current = Object.entries(JSON.parse(b.dataset.labels)).map(([k, v]) => `${k}=${v}`).join(", ");
       const text = prompt("Labels as key=value, comma separated:", current);
       if (text === null) return;
