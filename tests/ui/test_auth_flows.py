@@ -167,7 +167,7 @@ def test_signing_out_leaves_nothing_for_the_next_user(
 
 def _create_key(page: Page, name: str) -> str:
     form = page.locator("#key-form")
-    form.get_by_label("Name").fill(name)
+    form.get_by_label("Name", exact=True).fill(name)
     form.get_by_role("button", name="Create key").click()
     secret = page.locator("#new-key code")
     expect(secret).to_have_text(re.compile(r"\S{16,}"))
@@ -188,7 +188,7 @@ def test_gpus_maintenance_and_the_deploy_forms_fit_check(
     tab.shot("resources-gpus")
     tab.open("deploy")
     form = page.locator("#deploy-form")
-    form.get_by_label("Name").fill("pinned")
+    form.get_by_label("Name", exact=True).fill("pinned")
     form.get_by_label("Local path (on the workers)").fill(str(write_tiny_gguf(tmp_path / "tiny.gguf")))
     form.get_by_label(f"{gpu_worker} GPU 1").check()  # manual GPU selection
     expect(page.locator("#fit")).to_contain_text(f"Fits on {gpu_worker} GPUs 1 ")
@@ -201,7 +201,7 @@ def test_gpus_maintenance_and_the_deploy_forms_fit_check(
     expect(page.locator("#workers .badge", has_text="maintenance")).to_be_visible()
     expect(page.locator("#workers")).to_contain_text("new fans")
     tab.open("deploy")
-    form.get_by_label("Name").fill("pinned")
+    form.get_by_label("Name", exact=True).fill("pinned")
     form.get_by_label("Local path (on the workers)").fill(str(tmp_path / "tiny.gguf"))
     expect(page.locator("#fit")).to_contain_text(f"{gpu_worker}: worker is in maintenance (new fans)")
     tab.open("resources")

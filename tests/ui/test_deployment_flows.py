@@ -46,7 +46,7 @@ def test_deploy_from_the_form_and_watch_it_run(admin_tab: Tab, tiny: Path) -> No
     page.on("request", lambda r: "watch=true" in r.url and watched.append(r.url))
     admin_tab.open("deploy")
     form = page.locator("#deploy-form")
-    form.get_by_label("Name").fill("tiny")
+    form.get_by_label("Name", exact=True).fill("tiny")
     form.get_by_label("Local path (on the workers)").fill(str(tiny))
     expect(page.locator("#fit")).to_contain_text("Fits on", timeout=30_000)  # the dry-run evaluation
     expect(page.locator("#fit")).to_contain_text("llama-box")
@@ -139,7 +139,7 @@ def test_speech_and_image_tabs_appear_for_such_models(
 def test_api_key_works_with_the_openai_client(admin_tab: Tab, fresh_cluster: Cluster) -> None:
     page = admin_tab.page
     admin_tab.open("keys")
-    page.locator("#key-form").get_by_label("Name").fill("from-the-dashboard")
+    page.locator("#key-form").get_by_label("Name", exact=True).fill("from-the-dashboard")
     page.get_by_role("button", name="Create key").click()
     secret = page.locator("#new-key code").inner_text()
     page.get_by_role("button", name="Done").click()
@@ -163,20 +163,28 @@ def test_scale_to_two_and_back(admin_tab: Tab) -> None:
     expect(page.locator("tr[data-model]")).to_contain_text("1 / 1")
 
 
-def test_stop_start_and_edit(admin_tab: Tab) -> None:
+def test_stop_start_and_edit(admin_tab: Tab, fresh_cluster: Cluster, admin_password: str) -> None:
     page = admin_tab.page
     page.get_by_role("button", name="Stop").click()
     expect(page.locator("tr[data-instance]")).to_have_count(0, timeout=60_000)
     expect(page.locator("tr[data-model]")).to_contain_text("0 / 0")
     page.get_by_role("button", name="Start").click()
     expect(page.locator("tr[data-instance] .badge.running")).to_have_count(1, timeout=RUNNING_TIMEOUT_MS)
+    with httpx.Client(base_url=fresh_cluster.url, auth=("admin", admin_password)) as admin:
+        before = admin.get("/v2/models", params={"search": "tiny"}).json()["items"][0]
+    assert before["categories"], "the tiny GGUF's categories were detected at create"
     page.get_by_role("link", name="Edit").click()
     form = page.locator("#deploy-form")
-    expect(form.get_by_label("Name")).to_have_value("tiny")
+    expect(form.get_by_label("Name", exact=True)).to_have_value("tiny")
     form.get_by_label("Backend parameters (one per line)").fill("--ctx-size=256")
     form.get_by_role("button", name="Save").click()
     expect(page.get_by_role("heading", name="Deployments")).to_be_visible()
     expect(page.locator("tr[data-instance] .badge.running")).to_have_count(1, timeout=RUNNING_TIMEOUT_MS)
+    with httpx.Client(base_url=fresh_cluster.url, auth=("admin", admin_password)) as admin:
+        saved = admin.get("/v2/models", params={"search": "tiny"}).json()["items"][0]
+    assert saved["backend_parameters"] == ["--ctx-size=256"]
+    kept = ("local_path", "backend", "categories", "env", "placement_strategy", "cpu_offloading")
+    assert {k: saved[k] for k in kept} == {k: before[k] for k in kept}  # a PUT replaces: the form carried them
 
 
 def test_every_page_renders(admin_tab: Tab) -> None:

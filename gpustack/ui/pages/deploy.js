@@ -22,6 +22,7 @@ export async function render(root, { params, signal }) {
   if (model) fill(form, model);
   const sync = () => {
     for (const el of form.querySelectorAll("[data-source]")) el.hidden = el.dataset.source !== form.source.value;
+    for (const el of form.querySelectorAll("[data-backend]")) el.hidden = el.dataset.backend !== form.backend.value;
     form.querySelector("#backend-hint").textContent = HINTS[form.backend.value] || "Pre-selected from the model's files when left on automatic.";
   };
   let timer = null;
@@ -33,8 +34,8 @@ export async function render(root, { params, signal }) {
   form.onsubmit = (e) => {
     e.preventDefault();
     attempt(async () => {
-      const body = spec(form);
-      if (model) await api(`/v2/models/${model.id}`, { method: "PUT", body });
+      const body = spec(form);  // a PUT replaces the spec: what the form does not show is carried over
+      if (model) await api(`/v2/models/${model.id}`, { method: "PUT", body: { description: model.description, ...body } });
       else await api("/v2/models", { method: "POST", body });
       location.hash = "#/deployments";
     }, form.querySelector("button[type=submit]"));
@@ -64,7 +65,13 @@ function formHtml(backends, workers, model) {
       <label>Placement <select name="placement_strategy"><option>spread</option><option>binpack</option></select></label></div>
     <label>Backend parameters (one per line) <textarea name="backend_parameters"></textarea>
       <span class="msg" id="backend-hint"></span></label>
+    <div class="row"><label data-backend="custom">Run command ({{model_path}} {{port}} {{host}} {{model_name}})
+        <input name="run_command" size="60"></label><label>Container image (docker runtime; empty: the catalog's)
+        <input name="image_name" size="40"></label></div>
     <label>Worker label selector (key=value, one per line) <textarea name="worker_selector"></textarea></label>
+    <label>Environment (KEY=value, one per line) <textarea name="env"></textarea></label>
+    <div class="row"><span class="msg">Categories (none: every endpoint):</span>${CATEGORIES.map((c) =>
+      `<label class="check"><input type="checkbox" name="category" value="${c}"> ${c}</label>`).join("")}</div>
     <fieldset><legend class="msg">GPUs (leave empty to let the scheduler choose)</legend>${gpus.join("") || '<span class="msg">No GPUs reported.</span>'}</fieldset>
     <div class="row"><label class="check"><input type="checkbox" name="cpu_offloading" checked> Allow CPU offload</label>
       <label class="check"><input type="checkbox" name="distributed_inference_across_workers"> Distribute across workers</label></div>
@@ -73,11 +80,13 @@ function formHtml(backends, workers, model) {
   </form></section>`;
 }
 
+const CATEGORIES = ["llm", "embedding", "reranker", "image", "speech_to_text", "text_to_speech"];
 const lines = (text) => text.split("\n").map((s) => s.trim()).filter(Boolean);
 
 function spec(form) {
   const f = form.elements;
-  const selector = Object.fromEntries(lines(f.worker_selector.value).map((l) => l.split("=").map((s) => s.trim())));
+  const pairs = (text) => Object.fromEntries(lines(text).map((l) => [l.split("=")[0].trim(), l.split("=").slice(1).join("=").trim()]));
+  const selector = pairs(f.worker_selector.value);
   const out = {
     name: f.name.value.trim(), source: f.source.value, replicas: Number(f.replicas.value),
     backend_version: f.backend_version.value.trim() || null, backend_parameters: lines(f.backend_parameters.value),
@@ -85,7 +94,11 @@ function spec(form) {
     gpu_selector: [...form.querySelectorAll("input[name=gpu]:checked")].map((c) => c.value),
     cpu_offloading: f.cpu_offloading.checked, distributed_inference_across_workers: f.distributed_inference_across_workers.checked,
   };
+  out.env = pairs(f.env.value);
+  out.categories = [...form.querySelectorAll("input[name=category]:checked")].map((c) => c.value);
   if (f.backend.value) out.backend = f.backend.value;
+  out.image_name = f.image_name.value.trim() || null;
+  if (f.backend.value === "custom") out.run_command = f.run_command.value.trim() || null;
   for (const key of ["local_path", "huggingface_repo_id", "huggingface_filename", "model_scope_model_id", "model_scope_file_path"]) {
     if (f[key].closest("[data-source]").dataset.source === out.source && f[key].value.trim()) out[key] = f[key].value.trim();
   }
@@ -95,7 +108,9 @@ function spec(form) {
 function fill(form, m) {
   const f = form.elements;
   for (const key of ["name", "source", "local_path", "huggingface_repo_id", "huggingface_filename", "model_scope_model_id",
-    "model_scope_file_path", "backend", "backend_version", "replicas", "placement_strategy"]) f[key].value = m[key] ?? "";
+    "model_scope_file_path", "backend", "backend_version", "replicas", "placement_strategy", "run_command", "image_name"]) f[key].value = m[key] ?? "";
+  f.env.value = Object.entries(m.env || {}).map(([k, v]) => `${k}=${v}`).join("\n");
+  for (const c of form.querySelectorAll("input[name=category]")) c.checked = (m.categories || []).includes(c.value);
   f.backend_parameters.value = (m.backend_parameters || []).join("\n");
   f.worker_selector.value = Object.entries(m.worker_selector || {}).map(([k, v]) => `${k}=${v}`).join("\n");
   f.cpu_offloading.checked = m.cpu_offloading;
