@@ -15,7 +15,6 @@ import pytest
 
 from tests.e2e.cluster import Cluster
 
-pytestmark = pytest.mark.e2e
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
 
 VIEWPORT = {"width": 1440, "height": 900}
@@ -28,10 +27,12 @@ _NETWORK_STATUS = "Failed to load resource: the server responded with a status o
 
 
 def chromium_path() -> str:
-    found = os.environ.get("GPUSTACK_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    """GPUSTACK_CHROMIUM, else `chromium` on PATH; missing: a skip with the fix, or a failure in CI."""
+    named = os.environ.get("GPUSTACK_CHROMIUM")
+    found = named if named and os.access(named, os.X_OK) else None if named else shutil.which("chromium")
     if found:
         return found
-    reason = "chromium is not installed: run `bash .ci/ensure-browser` (apt-get install -y chromium)"
+    reason = f"chromium is not installed{f' at {named}' if named else ''}: run `bash .ci/ensure-browser`"
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(reason, pytrace=False)
     pytest.skip(reason)
