@@ -1,6 +1,6 @@
 """A stand-in OpenAI engine for speech and image models (no such engine runs here), started by the worker as a
 `custom` backend: `python media_engine.py <host> <port> <model name>`. It answers in the formats real engines do:
-WAV audio, `{"text"}` transcriptions, base64 PNG images."""
+WAV audio, `{"text"}` transcriptions, base64 PNG images, rerank results."""
 
 import base64
 import io
@@ -55,10 +55,17 @@ def app(model: str) -> Starlette:
         await request.json()
         return JSONResponse({"created": 0, "data": [{"b64_json": base64.b64encode(png()).decode()}]})
 
+    async def rerank(request: Request) -> Response:
+        body = await request.json()
+        query = set(body["query"].lower().split())  # scored by words shared with the query
+        scores = [len(query & set(d.lower().split())) / (len(query) or 1) for d in body["documents"]]
+        ranked = sorted(range(len(scores)), key=lambda i: -scores[i])
+        return JSONResponse({"results": [{"index": i, "relevance_score": scores[i]} for i in ranked]})
+
     return Starlette(routes=[
         Route("/v1/models", models), Route("/v1/audio/speech", speech, methods=["POST"]),
         Route("/v1/audio/transcriptions", transcriptions, methods=["POST"]),
-        Route("/v1/images/generations", images, methods=["POST"]),
+        Route("/v1/images/generations", images, methods=["POST"]), Route("/v1/rerank", rerank, methods=["POST"]),
     ])  # fmt: skip
 
 

@@ -67,6 +67,10 @@ def test_instance_logs_open_and_follow(admin_tab: Tab) -> None:
     page.get_by_role("button", name="Logs").first.click()
     expect(page.locator("#log-text")).to_contain_text("llama", timeout=30_000)
     expect(page.get_by_role("link", name="Download")).to_have_attribute("href", re.compile(r"logs\?tail="))
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download").click()
+    assert download.value.suggested_filename.endswith(".log")
+    assert "llama" in Path(download.value.path()).read_text()
     admin_tab.shot("logs")
     page.get_by_role("button", name="Close").click()
     expect(page.locator("#log-text")).to_have_count(0)
@@ -108,7 +112,7 @@ def test_speech_and_image_tabs_appear_for_such_models(
     """A `custom` backend model (a stand-in engine: no speech or image engine runs here) of those categories."""
     command = f"{sys.executable} {MEDIA_ENGINE} {{{{host}}}} {{{{port}}}} {{{{model_name}}}}"
     model = {"name": "media", "local_path": str(tiny), "backend": "custom", "run_command": command,
-             "categories": ["text_to_speech", "speech_to_text", "image"]}  # fmt: skip
+             "categories": ["text_to_speech", "speech_to_text", "image", "reranker"]}  # fmt: skip
     with httpx.Client(base_url=fresh_cluster.url, auth=("admin", admin_password), timeout=30) as admin:
         created = admin.post("/v2/models", json=model)
         assert created.status_code == 201, created.text
@@ -132,6 +136,12 @@ def test_speech_and_image_tabs_appear_for_such_models(
     expect(image).to_have_attribute("src", re.compile(r"^data:image/png;base64,"))
     assert page.evaluate("document.querySelector('#image-out img').naturalWidth") == 8  # the PNG decoded
     admin_tab.shot("playground-image")
+    page.get_by_role("button", name="Rerank", exact=True).click()
+    rerank = page.locator("#rerank-form")
+    rerank.get_by_label("Model").select_option("media")
+    rerank.get_by_role("button", name="Rerank").click()
+    first = page.locator("#rerank-out tr").nth(1)  # best first: the document sharing words with the query
+    expect(first).to_contain_text("Cats enjoy sleeping in the sun.")
     with httpx.Client(base_url=fresh_cluster.url, auth=("admin", admin_password), timeout=30) as admin:
         assert admin.delete(f"/v2/models/{model_id}").status_code == 204
 
@@ -194,11 +204,14 @@ def test_every_page_renders(admin_tab: Tab) -> None:
         "overview charts": ("#util", "CPU"),
         "resources": ("#workers", "ready"),
         "usage": ("main", "Tokens per model"),  # the chats above were metered
+        "usage per key": ("main", "from-the-dashboard"),
         "users": ("#users", "admin"),
         "profile": ("main", "Change password"),
     }
     for route, (where, text) in checks.items():
         admin_tab.open(route.split()[0])
+        if route == "usage per key":
+            page.get_by_label("Group by").select_option("api_key")
         expect(page.locator(where)).to_contain_text(text, timeout=30_000)
         admin_tab.shot(route.split()[0])
     admin_tab.open("overview")  # the history sampled every second meanwhile: the charts are drawn

@@ -3,30 +3,30 @@
 import { ApiError, attempt, empty, errorMessage, esc, list, readSSE } from "/ui/lib.js";
 import { MEDIA_TABS } from "/ui/playground-media.js";
 
+const serves = (m, category) => !(m.categories || []).length || m.categories.includes(category);
+const TEXT_TABS = [
+  { tab: "chat", title: "Chat", category: "llm", html: chatHtml, wire: wireChat },
+  { tab: "embeddings", title: "Embeddings", category: "embedding", html: embedHtml, wire: wireEmbeddings },
+  { tab: "rerank", title: "Rerank", category: "reranker", html: rerankHtml, wire: wireRerank },
+];
+
 export async function render(root, { signal }) {
   const models = (await list("/v2/models", signal)).filter((m) => m.ready_replicas > 0);
-  if (!models.length) { root.innerHTML = `<section class="card">${empty("No model is running yet. Deploy one, then try it here.")}</section>`; return; }
-  const options = models.map((m) => `<option>${esc(m.name)}</option>`).join("");
-  const media = MEDIA_TABS.map((t) => ({ ...t, models: models.filter((m) => (m.categories || []).includes(t.category)) }))
-    .filter((t) => t.models.length);  // a tab for each kind of speech/image model that runs
-  root.innerHTML = `<div class="tabs"><button type="button" class="on" data-tab="chat">Chat</button>
-      <button type="button" data-tab="embeddings">Embeddings</button><button type="button" data-tab="rerank">Rerank</button>
-      ${media.map((t) => `<button type="button" data-tab="${t.tab}">${t.title}</button>`).join("")}</div>
-    <section class="card" data-pane="chat">${chatHtml(options)}</section>
-    <section class="card" data-pane="embeddings" hidden>${embedHtml(options)}</section>
-    <section class="card" data-pane="rerank" hidden>${rerankHtml(options)}</section>
-    ${media.map((t) => `<section class="card" data-pane="${t.tab}" hidden>${
-      t.html(t.models.map((m) => `<option>${esc(m.name)}</option>`).join(""))}</section>`).join("")}`;
-  for (const t of media) t.wire(root.querySelector(`[data-pane="${t.tab}"] form`), signal);
+  // a tab per kind of model that runs: text tabs also take models without categories, media tabs need theirs
+  const tabs = [...TEXT_TABS.map((t) => ({ ...t, models: models.filter((m) => serves(m, t.category)) })),
+    ...MEDIA_TABS.map((t) => ({ ...t, models: models.filter((m) => (m.categories || []).includes(t.category)) }))]
+    .filter((t) => t.models.length);
+  if (!tabs.length) { root.innerHTML = `<section class="card">${empty("No model is running yet. Deploy one, then try it here.")}</section>`; return; }
+  const options = (t) => t.models.map((m) => `<option>${esc(m.name)}</option>`).join("");
+  root.innerHTML = `<div class="tabs">${tabs.map((t, i) => `<button type="button" class="${i ? "" : "on"}" data-tab="${t.tab}">${t.title}</button>`).join("")}</div>
+    ${tabs.map((t, i) => `<section class="card" data-pane="${t.tab}" ${i ? "hidden" : ""}>${t.html(options(t))}</section>`).join("")}`;
+  for (const t of tabs) t.wire(root.querySelector(`[data-pane="${t.tab}"] form`), signal);
   root.querySelector(".tabs").onclick = (e) => {
     const tab = e.target.dataset.tab;
     if (!tab) return;
     root.querySelectorAll(".tabs button").forEach((b) => b.classList.toggle("on", b.dataset.tab === tab));
     root.querySelectorAll("[data-pane]").forEach((p) => { p.hidden = p.dataset.pane !== tab; });
   };
-  wireChat(root, signal);
-  wireEmbeddings(root, signal);
-  wireRerank(root, signal);
 }
 
 function chatHtml(options) {
@@ -43,14 +43,13 @@ function chatHtml(options) {
     <pre id="code" hidden></pre></form>`;
 }
 
-function wireChat(root, signal) {
-  const form = root.querySelector("#chat-form");
+function wireChat(form, signal) {
   const history = { a: [], b: [] };
   form.compare.onchange = () => {  // side by side only while comparing
-    root.querySelector("#chat-b").hidden = !form.compare.value;
-    root.querySelector("#chats").style.gridTemplateColumns = form.compare.value ? "1fr 1fr" : "1fr";
+    form.querySelector("#chat-b").hidden = !form.compare.value;
+    form.querySelector("#chats").style.gridTemplateColumns = form.compare.value ? "1fr 1fr" : "1fr";
   };
-  form.querySelector("#chat-clear").onclick = () => { history.a = []; history.b = []; root.querySelector("#chat-a").replaceChildren(); root.querySelector("#chat-b").replaceChildren(); };
+  form.querySelector("#chat-clear").onclick = () => { history.a = []; history.b = []; form.querySelector("#chat-a").replaceChildren(); form.querySelector("#chat-b").replaceChildren(); };
   form.querySelector("#chat-code").onclick = () => { const pre = form.querySelector("#code"); pre.hidden = !pre.hidden; pre.textContent = code(request(form, history.a, form.model.value)); };
   form.onsubmit = (e) => {
     e.preventDefault();
@@ -59,7 +58,7 @@ function wireChat(root, signal) {
     const runs = [["a", form.model.value], ...(form.compare.value ? [["b", form.compare.value]] : [])];
     attempt(() => Promise.all(runs.map(([side, model]) => {
       history[side].push({ role: "user", content: prompt });
-      return chat(root.querySelector(`#chat-${side}`), request(form, history[side], model), history[side], signal);
+      return chat(form.querySelector(`#chat-${side}`), request(form, history[side], model), history[side], signal);
     })), form.querySelector("button[type=submit]"));
   };
 }
@@ -115,8 +114,7 @@ function embedHtml(options) {
     <div class="row"><button type="submit">Compare</button></div><div id="embed-out"></div></form>`;
 }
 
-function wireEmbeddings(root, signal) {
-  const form = root.querySelector("#embed-form");
+function wireEmbeddings(form, signal) {
   form.onsubmit = (e) => {
     e.preventDefault();
     attempt(async () => {
@@ -142,8 +140,7 @@ function rerankHtml(options) {
     <div class="row"><button type="submit">Rerank</button></div><div id="rerank-out"></div></form>`;
 }
 
-function wireRerank(root, signal) {
-  const form = root.querySelector("#rerank-form");
+function wireRerank(form, signal) {
   form.onsubmit = (e) => {
     e.preventDefault();
     attempt(async () => {
