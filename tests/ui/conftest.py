@@ -38,8 +38,10 @@ def chromium_path() -> str:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator["sync_api.Browser"]:
+    """Per module: Playwright's sync API keeps its event loop running while open, which async tests elsewhere
+    in the session cannot share."""
     executable = chromium_path()
     with sync_api.sync_playwright() as pw:
         args = ["--no-sandbox"] if os.geteuid() == 0 else []  # chromium refuses root without it
