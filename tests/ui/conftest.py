@@ -17,6 +17,7 @@ from tests.e2e.cluster import Cluster
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
 
+sync_api.expect.set_options(timeout=15_000)  # assertions retry this long: CI machines are shared and slow
 VIEWPORT = {"width": 1440, "height": 900}
 ARTIFACTS = Path(os.environ.get("GPUSTACK_UI_ARTIFACTS", "build/ui-screenshots"))
 # Chromium reports every non-2xx answer as a console error; the pages expect some (a wrong password's 401).
