@@ -47,7 +47,11 @@ function showOnce(slot, secret, signal) {
     <button type="button" data-done>Done</button></div>`;
   slot.querySelector("code").textContent = secret;
   const drop = () => slot.replaceChildren();
-  slot.querySelector("[data-copy]").onclick = () => attempt(() => navigator.clipboard.writeText(secret));
+  slot.querySelector("[data-copy]").onclick = () => attempt(async () => {
+    if (navigator.clipboard) return navigator.clipboard.writeText(secret);  // only on https or localhost
+    getSelection().selectAllChildren(slot.querySelector("code"));  // else selected, for Ctrl+C
+    throw new Error("This browser allows copying only over https or from localhost: the key is selected, press Ctrl+C.");
+  });
   slot.querySelector("[data-done]").onclick = () => { secret = ""; drop(); };
   signal.addEventListener("abort", () => { secret = ""; drop(); }, { once: true });
 }
