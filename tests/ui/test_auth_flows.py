@@ -133,6 +133,12 @@ def test_non_admin_sees_no_admin_controls_and_failures_are_shown(
     expect(page.locator("#workers")).to_contain_text(gpu_worker)
     for control in ("Delete", "Edit labels", "Maintenance"):
         expect(page.get_by_role("button", name=control)).to_have_count(0)
+    tab.open("overview")
+    expect(page.locator("#counts")).to_contain_text("1 / 1 ready")  # the live lists a user may read
+    tab.open("usage")
+    expect(page.get_by_label("Group by").locator("option[value=user]")).to_have_count(0)  # own usage only
+    expect(page.locator("#usage-out")).to_contain_text("No requests metered")
+    expect(page.locator("#errors .error-item")).to_have_count(0)
     tab.open("users")
     expect(page.get_by_text("This page is for administrators")).to_be_visible()
     tab.open("profile")
