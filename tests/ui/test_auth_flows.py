@@ -161,7 +161,7 @@ def test_signing_out_leaves_nothing_for_the_next_user(
     expect(page.locator("#new-key")).to_have_count(0)
     assert shown_once not in page.content()
     secret = _create_key(page, "admin-secret-key")
-    tab.shot("keys")
+    tab.shot("keys-secret-shown-once")
     tab.sign_out()
     tab.sign_in(user, USER_PASSWORD)
     tab.open("keys")

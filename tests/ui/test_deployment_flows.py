@@ -160,6 +160,22 @@ def test_api_key_works_with_the_openai_client(admin_tab: Tab, fresh_cluster: Clu
     client = openai.OpenAI(base_url=f"{fresh_cluster.url}/v1", api_key=secret, max_retries=0, timeout=60)
     chat = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=4)
     assert chat.usage is not None and chat.usage.completion_tokens > 0
+    admin_tab.shot("keys")
+
+
+def test_deleting_a_key_in_the_dashboard_revokes_it(admin_tab: Tab, fresh_cluster: Cluster) -> None:
+    page = admin_tab.page
+    page.locator("#key-form").get_by_label("Name", exact=True).fill("short-lived")
+    page.get_by_role("button", name="Create key").click()
+    secret = page.locator("#new-key code").inner_text()
+    page.get_by_role("button", name="Done").click()
+    row = page.locator("#keys tr", has_text="short-lived")
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Delete").click()
+    expect(row).to_have_count(0)
+    client = openai.OpenAI(base_url=f"{fresh_cluster.url}/v1", api_key=secret, max_retries=0, timeout=60)
+    with pytest.raises(openai.AuthenticationError):
+        client.models.list()
 
 
 def test_scale_to_two_and_back(admin_tab: Tab) -> None:
