@@ -196,6 +196,10 @@ def test_gpus_maintenance_and_the_deploy_forms_fit_check(
     form = page.locator("#deploy-form")
     form.get_by_label("Name", exact=True).fill("pinned")
     form.get_by_label("Local path (on the workers)").fill(str(write_tiny_gguf(tmp_path / "tiny.gguf")))
+    form.locator("select[name=backend]").select_option("vllm")  # its catalog versions are offered
+    expect(page.locator("#backend-versions option")).not_to_have_count(0)
+    expect(page.locator("#backend-hint")).to_contain_text("vLLM flags")
+    form.locator("select[name=backend]").select_option("")
     form.get_by_label(f"{gpu_worker} GPU 1").check()  # manual GPU selection
     expect(page.locator("#fit")).to_contain_text(f"Fits on {gpu_worker} GPUs 1 ")
     form.get_by_label("Worker label selector").fill("zone=nowhere")

@@ -21,6 +21,10 @@ export async function render(root, { params, signal }) {
   const form = root.querySelector("form");
   if (model) fill(form, model);
   const sync = () => {
+    const entry = backends.find((b) => b.backend_name === form.backend.value);  // the catalog's versions
+    form.querySelector("#backend-versions").innerHTML = (entry?.versions || []).filter((v) => !v.is_deprecated)
+      .map((v) => `<option value="${esc(v.version)}">`).join("");
+    form.backend_version.placeholder = entry?.default_version ? `default: ${entry.default_version}` : "default";
     for (const el of form.querySelectorAll("[data-source]")) el.hidden = el.dataset.source !== form.source.value;
     for (const el of form.querySelectorAll("[data-backend]")) el.hidden = el.dataset.backend !== form.backend.value;
     form.querySelector("#backend-hint").textContent = HINTS[form.backend.value] || "Pre-selected from the model's files when left on automatic.";
@@ -60,7 +64,8 @@ function formHtml(backends, workers, model) {
     <div class="row" data-source="model_scope"><label>Model id <input name="model_scope_model_id"></label>
       <label>File path <input name="model_scope_file_path"></label></div>
     <div class="row"><label>Backend <select name="backend"><option value="">automatic</option>${options}</select></label>
-      <label>Backend version <input name="backend_version" placeholder="default"></label>
+      <label>Backend version <input name="backend_version" placeholder="default" list="backend-versions" autocomplete="off"></label>
+      <datalist id="backend-versions"></datalist>
       <label>Replicas <input name="replicas" type="number" min="0" max="64" value="1"></label>
       <label>Placement <select name="placement_strategy"><option>spread</option><option>binpack</option></select></label></div>
     <label>Backend parameters (one per line) <textarea name="backend_parameters"></textarea>
