@@ -12,14 +12,18 @@ READY = "ready"
 
 
 def filter_ready(model: ModelSnapshot, workers: Sequence[WorkerSnapshot]) -> FilterResult:
-    """Keep workers in the 'ready' state."""
+    """Keep workers in the 'ready' state and out of maintenance mode."""
     kept: list[WorkerSnapshot] = []
     reasons: dict[str, str] = {}
     for worker in workers:
-        if worker.state == READY:
-            kept.append(worker)
-        else:
+        if worker.state != READY:
             reasons[worker.name] = f"worker is {worker.state}"
+        elif worker.maintenance is not None:
+            reasons[worker.name] = "worker is in maintenance" + (
+                f" ({worker.maintenance})" if worker.maintenance else ""
+            )
+        else:
+            kept.append(worker)
     return kept, reasons
 
 

@@ -35,6 +35,7 @@ class WorkerSnapshot:
     gpu_overhead: int = 0  # bytes an engine process takes on each GPU it uses (CUDA context, cuBLAS, graphs)
     cpu_only_backends: frozenset[str] = frozenset()  # backends whose engine here cannot offload to GPUs
     in_ray_cluster: bool = False  # takes part in a distributed vLLM instance (one Ray cluster per worker)
+    maintenance: str | None = None  # in maintenance mode (the admin's message, maybe ""): no new replicas
 
 
 @dataclass(frozen=True)

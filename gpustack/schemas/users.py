@@ -33,6 +33,7 @@ class UserCreate(BaseModel):
     full_name: str | None = PField(default=None, max_length=255)
     is_admin: bool = False
     password: str = PField(min_length=6, max_length=255)
+    require_password_change: bool = False  # GPUStack's field: the user must choose their own at the next sign-in
 
 
 class UserUpdate(BaseModel):
@@ -42,6 +43,7 @@ class UserUpdate(BaseModel):
     full_name: str | None = PField(default=None, max_length=255)
     is_admin: bool | None = None
     password: str | None = PField(default=None, min_length=6, max_length=255)
+    require_password_change: bool | None = None
 
 
 class UserSelfUpdate(BaseModel):

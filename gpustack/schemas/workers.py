@@ -108,6 +108,13 @@ class WorkerStatus(BaseModel):
         return [{"name": d.path, "mount_point": d.path, "total": d.total, "used": d.used} for d in self.disks]
 
 
+class Maintenance(BaseModel):
+    """GPUStack's maintenance mode: a worker in it takes no new replicas; the running ones stay."""
+
+    enabled: bool = False
+    message: str | None = PField(default=None, max_length=2048)
+
+
 class WorkerBase(SQLModel):
     name: str = Field(index=True, unique=True, max_length=255)
     hostname: str = Field(default="", max_length=255)
@@ -125,6 +132,7 @@ class Worker(WorkerBase, table=True):
     state_message: str | None = Field(default=None, max_length=2048)
     heartbeat_time: datetime | None = optional_datetime_field()
     status: dict[str, Any] | None = nullable_json_field()
+    maintenance: dict[str, Any] | None = nullable_json_field()
     credential_hash: str = Field(default="", max_length=255)
     # hash of the secret a worker must present to register again under its name (rotated each time)
     registration_secret_hash: str = Field(default="", max_length=255)
@@ -188,6 +196,7 @@ class WorkerUpdate(BaseModel):
 
     name: str | None = PField(default=None, max_length=255)
     labels: dict[str, str] | None = None
+    maintenance: Maintenance | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -210,5 +219,6 @@ class WorkerPublic(WorkerBase):
     state_message: str | None = None
     heartbeat_time: datetime | None = optional_datetime_field()
     status: WorkerStatus | None = None
+    maintenance: Maintenance | None = None
     created_at: datetime
     updated_at: datetime

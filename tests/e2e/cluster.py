@@ -75,7 +75,8 @@ class Cluster:
         self.procs.append(proc)
         return proc
 
-    def start_server(self, *, embedded_worker: bool = False) -> Proc:
+    def start_server(self, *, embedded_worker: bool = False, bootstrap_password: str | None = ADMIN_PASSWORD) -> Proc:
+        """`bootstrap_password=None`: the admin password is generated into the data dir, as on a first install."""
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         data = self.root / "server"
@@ -86,9 +87,9 @@ class Cluster:
             "127.0.0.1",
             "--port",
             str(port),
-            "--bootstrap-password",
-            ADMIN_PASSWORD,
         ]
+        if bootstrap_password is not None:
+            args += ["--bootstrap-password", bootstrap_password]
         if embedded_worker:
             args += ["--worker-port", str(free_port()), "--instance-port-range", "41300-41349"]
         else:

@@ -1,5 +1,7 @@
 """Worker filters: readiness, label selector and manual GPU selector, with their reasons."""
 
+import dataclasses
+
 import pytest
 
 from gpustack.scheduler.filters import (
@@ -18,6 +20,22 @@ def test_not_ready_worker_is_refused() -> None:
     kept, reasons = filter_ready(model(), workers)
     assert [w.name for w in kept] == ["a"]
     assert reasons == {"b": "worker is not_ready", "c": "worker is unreachable"}
+
+
+def test_worker_in_maintenance_takes_no_new_replicas_and_says_why() -> None:
+    workers = [
+        dataclasses.replace(worker(1, "a"), maintenance="replacing a fan"),
+        dataclasses.replace(worker(2, "b"), maintenance=""),
+        worker(3, "c"),
+        dataclasses.replace(worker(4, "d", state="not_ready"), maintenance="x"),
+    ]
+    kept, reasons = filter_ready(model(), workers)
+    assert [w.name for w in kept] == ["c"]
+    assert reasons == {
+        "a": "worker is in maintenance (replacing a fan)",
+        "b": "worker is in maintenance",
+        "d": "worker is not_ready",
+    }
 
 
 def test_label_selector_mismatch_says_wanted_and_had() -> None:

@@ -2,6 +2,7 @@
 
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 from gpustack.scheduler.types import GPUSnapshot, ModelSnapshot, WorkerSnapshot
 from gpustack.schemas.instances import ModelInstance
@@ -102,6 +103,14 @@ def worker_snapshots(
                 gpu_overhead=status.gpu_runtime_overhead,
                 cpu_only_backends=_cpu_only_backends(status),
                 in_ray_cluster=worker.id in in_ray,
+                maintenance=_maintenance(worker.maintenance),
             )
         )
     return tuple(snapshots)
+
+
+def _maintenance(value: dict[str, Any] | None) -> str | None:
+    """The admin's message while the worker is in maintenance mode, else None."""
+    if not value or not value.get("enabled"):
+        return None
+    return str(value.get("message") or "")

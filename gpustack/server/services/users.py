@@ -93,6 +93,7 @@ async def create_user(*, session: AsyncSession, data: UserCreate) -> User:
         full_name=data.full_name,
         is_admin=data.is_admin,
         hashed_password=await hash_password_async(data.password),
+        require_password_change=data.require_password_change,
     )
     session.add(user)
     await commit_or_conflict(session, f"a user named '{data.username}' already exists")
@@ -129,6 +130,8 @@ async def update_user(*, session: AsyncSession, user_id: int, data: UserUpdate) 
     if data.password is not None:
         user.hashed_password = await hash_password_async(data.password)
         user.session_epoch += 1
+    if data.require_password_change is not None:
+        user.require_password_change = data.require_password_change
     await session.commit()
     return user
 

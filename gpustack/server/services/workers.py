@@ -129,6 +129,8 @@ async def update_worker(*, session: AsyncSession, worker_id: int, data: WorkerUp
         )
     if data.labels is not None:
         worker.labels = data.labels
+    if data.maintenance is not None:
+        worker.maintenance = data.maintenance.model_dump()
     await session.commit()
     return worker
 
