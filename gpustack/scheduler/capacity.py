@@ -27,7 +27,7 @@ def ram_free(worker: WorkerSnapshot) -> int:
 
 def gpus_by_free(worker: WorkerSnapshot) -> list[GPUSnapshot]:
     """The worker's GPUs, most free VRAM first, then by index (deterministic)."""
-    return sorted(worker.gpus, key=lambda g: (-gpu_free(g), g.index))
+    return list(worker.gpus_by_free)
 
 
 def describe_gpu(gpu: GPUSnapshot) -> str:

@@ -4,7 +4,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 from gpustack.scheduler.filters import run_filters
-from gpustack.scheduler.scorers import NO_INSTANCES, score_candidates
+from gpustack.scheduler.scorers import NO_INSTANCES, candidate_scores
 from gpustack.scheduler.selectors import select_candidates
 from gpustack.scheduler.types import Candidate, ModelSnapshot, Refusal, ResourceEstimate, WorkerSnapshot, is_partial
 
@@ -30,8 +30,10 @@ def schedule(
     candidates, refused = select_candidates(model, estimate, kept)
     if not candidates:
         return Refusal(reasons={**reasons, **refused})
-    scored = score_candidates(model, candidates, kept, model_instances_per_worker)
-    return min(scored, key=lambda c: _rank(c, model.workers_with_files))
+    scores = candidate_scores(model, candidates, kept, model_instances_per_worker)
+    with_files = model.workers_with_files
+    best = min(range(len(candidates)), key=lambda i: _rank(candidates[i], scores[i], with_files))
+    return dataclasses.replace(candidates[best], score=scores[best])  # only the winner is copied
 
 
 def placement_tier(candidate: Candidate) -> int:
@@ -41,10 +43,12 @@ def placement_tier(candidate: Candidate) -> int:
     return TIER_PARTIAL_OFFLOAD if is_partial(candidate) else TIER_FULL_GPU
 
 
-def _rank(candidate: Candidate, with_files: frozenset[int]) -> tuple[int, float, bool, str, tuple[int, ...]]:
+def _rank(
+    candidate: Candidate, score: float, with_files: frozenset[int]
+) -> tuple[int, float, bool, str, tuple[int, ...]]:
     """Tier, then score; among equals a worker that already has the model's files, then by name."""
     has_files = candidate.worker_id in with_files
-    return (placement_tier(candidate), -candidate.score, not has_files, candidate.worker_name, candidate.gpu_indexes)
+    return (placement_tier(candidate), -score, not has_files, candidate.worker_name, candidate.gpu_indexes)
 
 
 def apply_claim(workers: Sequence[WorkerSnapshot], candidate: Candidate) -> tuple[WorkerSnapshot, ...]:

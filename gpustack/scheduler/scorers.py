@@ -18,7 +18,7 @@ def load_after(candidate: Candidate, worker: WorkerSnapshot) -> float:
     (b) the whole worker (all GPUs' VRAM, or RAM for a CPU-only candidate). Taken = occupied per
     `capacity.gpu_occupied` (claims or reported usage, whichever is larger) plus the claim.
     """
-    gpus = {gpu.index: gpu for gpu in worker.gpus}
+    gpus = worker.gpu_by_index
     fractions = [
         _fraction(gpu_occupied(gpus[i]) + claim, gpus[i].memory_total)
         for i, claim in candidate.vram.items()
@@ -29,8 +29,8 @@ def load_after(candidate: Candidate, worker: WorkerSnapshot) -> float:
         fractions.append(ram_fraction)
     device = sum(fractions) / len(fractions) if fractions else 0.0
     if candidate.vram and worker.gpus:
-        taken = sum(gpu_occupied(g) for g in worker.gpus) + sum(candidate.vram.values())
-        whole = _fraction(taken, sum(g.memory_total for g in worker.gpus))
+        occupied, total = worker.gpu_memory
+        whole = _fraction(occupied + sum(candidate.vram.values()), total)
     else:
         whole = ram_fraction
     return (device + whole) / 2
@@ -61,16 +61,28 @@ def score_candidates(
 
     `instances_per_worker` maps worker id -> this model's existing replicas there (spread only).
     """
+    scores = candidate_scores(model, candidates, workers, instances_per_worker)
+    return [dataclasses.replace(c, score=score) for c, score in zip(candidates, scores, strict=True)]
+
+
+def candidate_scores(
+    model: ModelSnapshot,
+    candidates: Sequence[Candidate],
+    workers: Sequence[WorkerSnapshot],
+    instances_per_worker: Mapping[int, int] = NO_INSTANCES,
+) -> list[float]:
+    """The score of each candidate (rounded to 6 places), in order, without copying the candidates."""
     by_id = {worker.id: worker for worker in workers}
-    scored: list[Candidate] = []
+    binpack = model.placement_strategy == BINPACK
+    scores: list[float] = []
     for candidate in candidates:
         worker = by_id[candidate.worker_id]
-        if model.placement_strategy == BINPACK:
+        if binpack:
             score = score_binpack(candidate, worker)
         else:
             score = score_spread(candidate, worker, instances_per_worker.get(candidate.worker_id, 0))
-        scored.append(dataclasses.replace(candidate, score=round(score, 6)))
-    return scored
+        scores.append(round(score, 6))
+    return scores
 
 
 def _fraction(part: int, whole: int) -> float:

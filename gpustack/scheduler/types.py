@@ -37,6 +37,26 @@ class WorkerSnapshot:
     in_ray_cluster: bool = False  # takes part in a distributed vLLM instance (one Ray cluster per worker)
     maintenance: str | None = None  # in maintenance mode (the admin's message, maybe ""): no new replicas
 
+    @functools.cached_property
+    def gpu_by_index(self) -> Mapping[int, GPUSnapshot]:
+        """The worker's GPUs by index (computed once per snapshot; snapshots are frozen)."""
+        return {gpu.index: gpu for gpu in self.gpus}
+
+    @functools.cached_property
+    def gpus_by_free(self) -> tuple[GPUSnapshot, ...]:
+        """The GPUs, most free VRAM first, then by index (computed once per snapshot)."""
+        return tuple(sorted(self.gpus, key=lambda g: (-g.free, g.index)))
+
+    @functools.cached_property
+    def gpus_by_index(self) -> tuple[GPUSnapshot, ...]:
+        """The GPUs in index order, the order an engine sees them (computed once per snapshot)."""
+        return tuple(sorted(self.gpus, key=lambda g: g.index))
+
+    @functools.cached_property
+    def gpu_memory(self) -> tuple[int, int]:
+        """(bytes taken, bytes in all) over every GPU of the worker; taken = total - free per GPU."""
+        return sum(g.memory_total - g.free for g in self.gpus), sum(g.memory_total for g in self.gpus)
+
 
 @dataclass(frozen=True)
 class ModelSnapshot:
@@ -91,6 +111,10 @@ class ResourceEstimate:
 
     def per_block_bytes(self) -> int:
         """One block's weights plus its KV cache, rounded up so n blocks never under-count."""
+        return self._per_block
+
+    @functools.cached_property
+    def _per_block(self) -> int:
         if self.block_count <= 0:
             return 0
         blocks = self.weights_bytes - self.host_weights_bytes - self.output_bytes + self.kv_cache_bytes

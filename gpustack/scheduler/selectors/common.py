@@ -42,11 +42,11 @@ def gpu_need(estimate: ResourceEstimate, blocks: int, with_output: bool, holds_o
 
 def layout_candidate(worker: WorkerSnapshot, estimate: ResourceEstimate, layout: Layout, note: str = "") -> Candidate:
     """The claim of a layout: VRAM per GPU, host RAM, and the terms both are made of."""
-    last = len(layout.gpus) - 1
-    vram = {
-        gpu.index: gpu_need(estimate, n, layout.with_output, layout.with_output and i == last, worker.gpu_overhead)
-        for i, (gpu, n) in enumerate(zip(layout.gpus, layout.blocks, strict=True))
-    }
+    per_block = estimate.per_block_bytes()
+    base = gpu_need(estimate, 0, layout.with_output, False, worker.gpu_overhead)  # the same on every GPU
+    vram = {gpu.index: base + n * per_block for gpu, n in zip(layout.gpus, layout.blocks, strict=True)}
+    if layout.with_output and layout.gpus:  # the last GPU holds the output layer too
+        vram[layout.gpus[-1].index] += estimate.output_bytes
     kv_gpu = estimate.kv_cache_bytes * layout.gpu_blocks // estimate.block_count
     compute_gpu = estimate.gpu_compute_bytes(layout.with_output) * len(layout.gpus)
     overhead = worker.gpu_overhead * len(layout.gpus)
@@ -110,11 +110,7 @@ def whole_gpu_candidate(estimate: ResourceEstimate, worker: WorkerSnapshot, gpu:
 def single_gpu_candidates(estimate: ResourceEstimate, worker: WorkerSnapshot) -> list[Candidate]:
     """One candidate per GPU that can hold the whole estimate on its own."""
     need = estimate.full_gpu_bytes + worker.gpu_overhead
-    return [
-        whole_gpu_candidate(estimate, worker, gpu)
-        for gpu in sorted(worker.gpus, key=lambda g: g.index)
-        if gpu_free(gpu) >= need
-    ]
+    return [whole_gpu_candidate(estimate, worker, gpu) for gpu in worker.gpus_by_index if gpu_free(gpu) >= need]
 
 
 def cpu_candidate(

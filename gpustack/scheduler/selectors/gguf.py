@@ -19,7 +19,6 @@ from collections.abc import Sequence
 
 from gpustack.scheduler.capacity import (
     gpu_free,
-    gpus_by_free,
     largest_gpu_text,
     ram_free,
     ram_shortfall_text,
@@ -97,11 +96,11 @@ def _block_caps(
     estimate: ResourceEstimate, worker: WorkerSnapshot, free: Sequence[int], full: bool, per_block: int
 ) -> list[int]:
     """How many blocks each GPU (index order, `free` bytes each) can hold next to its fixed costs."""
-    last = len(free) - 1
-    return [
-        max(0, room - gpu_need(estimate, 0, full, full and i == last, worker.gpu_overhead)) // per_block
-        for i, room in enumerate(free)
-    ]
+    fixed = gpu_need(estimate, 0, full, False, worker.gpu_overhead)
+    caps = [max(0, room - fixed) // per_block for room in free]
+    if full and caps:  # the last GPU also holds the output layer
+        caps[-1] = max(0, free[-1] - gpu_need(estimate, 0, full, True, worker.gpu_overhead)) // per_block
+    return caps
 
 
 def layer_split_candidate(
@@ -112,17 +111,16 @@ def layer_split_candidate(
     per_block = estimate.per_block_bytes()
     if estimate.block_count <= 0 or per_block <= 0:
         return None
-    ranked = gpus_by_free(worker)
-    frees = {gpu.index: gpu_free(gpu) for gpu in ranked}
+    ranked = worker.gpus_by_free
     fixed = worker.gpu_overhead + estimate.compute_bytes
     need = estimate.block_count * per_block + estimate.output_bytes
     room = 0
     for k in range(1, len(ranked) + 1):
-        room += frees[ranked[k - 1].index] - fixed
+        room += gpu_free(ranked[k - 1]) - fixed
         if k < (len(ranked) if all_gpus else 2) or room < need:  # not even the bytes fit: no need to count blocks
             continue
         chosen = sorted(ranked[:k], key=lambda g: g.index)
-        free = [frees[g.index] for g in chosen]
+        free = [gpu_free(g) for g in chosen]
         caps = _block_caps(estimate, worker, free, True, per_block)
         if sum(caps) < estimate.block_count:
             continue
@@ -138,7 +136,7 @@ def partial_offload_candidate(estimate: ResourceEstimate, worker: WorkerSnapshot
     """
     if estimate.block_count <= 0 or estimate.per_block_bytes() <= 0:
         return None, ""
-    gpus = sorted(worker.gpus, key=lambda g: g.index)
+    gpus = worker.gpus_by_index
     caps = _block_caps(estimate, worker, [gpu_free(g) for g in gpus], False, estimate.per_block_bytes())
     usable = [(gpu, n) for gpu, n in zip(gpus, caps, strict=True) if n > 0]
     if not usable:
