@@ -69,6 +69,19 @@ def register_worker(server: RunningServer, name: str | None = None, **fields: An
     return response.json()  # type: ignore[no-any-return]
 
 
+def ready_worker(
+    server: RunningServer, prefix: str, gpus: list[dict[str, Any]], memory_total: int, label: str | None = None
+) -> dict[str, Any]:
+    """A registered worker made ready by its first heartbeat, with `gpus` (simulated) and `memory_total` bytes of
+    RAM, labelled {"pool": label} (a label of its own unless given); its registration plus "selector"."""
+    label = label or unique(prefix)
+    status = {"memory": {"total": memory_total}, "gpu_devices": gpus, "simulated_gpus": True}
+    registered = register_worker(server, unique(prefix), labels={"pool": label}, status=status)
+    with client_with(server, registered["credential"]) as own:
+        assert own.post("/v2/workers/me/status", json={"status": status}).status_code == 200
+    return {**registered, "selector": {"pool": label}}
+
+
 def create_model(api: httpx.Client, name: str | None = None, **fields: Any) -> dict[str, Any]:
     body = {"name": name or unique("model"), "source": "local_path", "local_path": "/models/x.gguf", **fields}
     response = api.post("/v2/models", json=body)

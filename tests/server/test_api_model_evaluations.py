@@ -9,7 +9,7 @@ import pytest
 
 from tests.scheduler._gguf import LlamaShape, write_sparse_llama_gguf, write_tiny_gguf
 from tests.scheduler._safetensors import BGE_M3, LLAMA3_8B, write_model_dir
-from tests.server.api_test_helpers import admin_client, client_with, register_worker, unique
+from tests.server.api_test_helpers import admin_client, ready_worker, unique
 from tests.utils.server import RunningServer
 
 GiB = 2**30
@@ -24,13 +24,8 @@ def api(server: RunningServer) -> Iterator[httpx.Client]:
 @pytest.fixture
 def pool(server: RunningServer) -> dict[str, str]:
     """A worker with one simulated 8 GiB GPU, under a label of its own (other tests' workers differ)."""
-    label = unique("pool")
     gpu = {"index": 0, "name": "RTX 4060", "memory_total": 8 * GiB, "simulated": True}
-    status = {"memory": {"total": 32 * GiB}, "gpu_devices": [gpu], "simulated_gpus": True}
-    registered = register_worker(server, unique("eval"), labels={"pool": label}, status=status)
-    with client_with(server, registered["credential"]) as own:  # the first heartbeat makes it ready
-        assert own.post("/v2/workers/me/status", json={"status": status}).status_code == 200
-    return {"pool": label}
+    return ready_worker(server, "eval", [gpu], 32 * GiB)["selector"]  # type: ignore[no-any-return]
 
 
 def _evaluate(api: httpx.Client, *specs: dict[str, Any]) -> list[dict[str, Any]]:
@@ -82,13 +77,8 @@ def test_evaluations_need_credentials(server: RunningServer) -> None:
 @pytest.fixture
 def busy_4090(server: RunningServer) -> dict[str, str]:
     """A worker with one simulated 24 GiB RTX 4090 of which 6 GiB are used by another process."""
-    label = unique("busy")
     gpu = {"index": 0, "name": "RTX 4090", "memory_total": 24 * GiB, "memory_used": 6 * GiB, "simulated": True}
-    status = {"memory": {"total": 64 * GiB}, "gpu_devices": [gpu], "simulated_gpus": True}
-    registered = register_worker(server, unique("busy"), labels={"pool": label}, status=status)
-    with client_with(server, registered["credential"]) as own:
-        assert own.post("/v2/workers/me/status", json={"status": status}).status_code == 200
-    return {"pool": label}
+    return ready_worker(server, "busy", [gpu], 64 * GiB)["selector"]  # type: ignore[no-any-return]
 
 
 def test_vllm_fit_rules_are_explained(api: httpx.Client, busy_4090: dict[str, str], tmp_path: Path) -> None:
@@ -112,12 +102,7 @@ def test_a_model_fitting_only_across_two_workers(api: httpx.Client, server: Runn
     """Refused with the reason when distributed inference is off; placed on both when it is on."""
     label = unique("pair")
     gpu = {"index": 0, "name": "RTX 4060", "memory_total": 8 * GiB, "simulated": True}
-    status = {"memory": {"total": 32 * GiB}, "gpu_devices": [gpu], "simulated_gpus": True}
-    names = [unique("pair-a"), unique("pair-b")]
-    for name in names:
-        registered = register_worker(server, name, labels={"pool": label}, status=status)
-        with client_with(server, registered["credential"]) as own:
-            assert own.post("/v2/workers/me/status", json={"status": status}).status_code == 200
+    names = [ready_worker(server, "pair", [gpu], 32 * GiB, label=label)["name"] for _ in range(2)]
     shape = LlamaShape(embd=4096, blocks=24, heads=32, kv_heads=8, ffn=11008, ctx=2048)  # ~8.4 GiB F16
     path = write_sparse_llama_gguf(tmp_path / "pair.gguf", shape)
     spec = {"local_path": str(path), "worker_selector": {"pool": label}, "cpu_offloading": False}

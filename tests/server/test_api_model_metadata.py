@@ -11,7 +11,7 @@ import pytest
 
 from gpustack.scheduler.estimate.safetensors import estimate_model_dir, floor_bytes
 from tests.scheduler._safetensors import HFShape, write_model_dir
-from tests.server.api_test_helpers import admin_client, client_with, register_worker, unique
+from tests.server.api_test_helpers import admin_client, ready_worker, unique
 from tests.server.metadata.fake_hub import FakeHub, running_hub
 from tests.utils.server import RunningServer
 
@@ -28,13 +28,8 @@ def api(server: RunningServer) -> Iterator[httpx.Client]:
 @pytest.fixture
 def pool(server: RunningServer) -> dict[str, str]:
     """A worker with one simulated 80 GiB GPU under a label of its own."""
-    label = unique("meta")
     gpu = {"index": 0, "name": "H100", "memory_total": 80 * GiB, "simulated": True}
-    status = {"memory": {"total": 256 * GiB}, "gpu_devices": [gpu], "simulated_gpus": True}
-    registered = register_worker(server, unique("meta"), labels={"pool": label}, status=status)
-    with client_with(server, registered["credential"]) as own:
-        assert own.post("/v2/workers/me/status", json={"status": status}).status_code == 200
-    return {"pool": label}
+    return ready_worker(server, "meta", [gpu], 256 * GiB)["selector"]  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="module")
