@@ -1,12 +1,26 @@
 """Building blocks shared by the per-backend selectors: claims for a layout of layers over GPUs."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from gpustack.scheduler.capacity import gpu_free, ram_free, ram_shortfall_text
 from gpustack.scheduler.types import Candidate, GPUSnapshot, ResourceEstimate, WorkerSnapshot
 
 Selection = tuple[list[Candidate], dict[str, str]]
+
+
+def per_worker(
+    workers: Sequence[WorkerSnapshot], find: Callable[[WorkerSnapshot], tuple[list[Candidate], str]]
+) -> Selection:
+    """Every worker's candidates from `find`, and the reason of each worker that has none."""
+    candidates: list[Candidate] = []
+    reasons: dict[str, str] = {}
+    for worker in workers:
+        found, why = find(worker)
+        candidates.extend(found)
+        if not found:
+            reasons[worker.name] = why
+    return candidates, reasons
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from gpustack.scheduler.capacity import describe_gpu, gpu_free, gpus_by_free
 from gpustack.scheduler.estimate.params import float_flag
-from gpustack.scheduler.selectors.common import Selection, cpu_candidate
+from gpustack.scheduler.selectors.common import Selection, cpu_candidate, per_worker
 from gpustack.scheduler.selectors.parallel import Parallel, count_problem, requested_parallel
 from gpustack.scheduler.types import Candidate, GPUSnapshot, ModelSnapshot, ResourceEstimate, WorkerSnapshot
 from gpustack.scheduler.units import fmt_bytes
@@ -89,15 +89,12 @@ def _whole_card(model: ModelSnapshot) -> bool:
 
 def select_fraction(model: ModelSnapshot, estimate: ResourceEstimate, workers: Sequence[WorkerSnapshot]) -> Selection:
     rule = Rule(model, estimate, engine_fraction(model), requested_parallel(model), _whole_card(model))
-    candidates: list[Candidate] = []
-    reasons: dict[str, str] = {}
-    for worker in workers:
+
+    def find(worker: WorkerSnapshot) -> tuple[list[Candidate], str]:
         found, why = _worker_candidate(rule, worker)
-        if found is not None:
-            candidates.append(found)
-        else:
-            reasons[worker.name] = why
-    return candidates, reasons
+        return ([found] if found is not None else []), why
+
+    return per_worker(workers, find)
 
 
 def _worker_candidate(rule: Rule, worker: WorkerSnapshot) -> tuple[Candidate | None, str]:

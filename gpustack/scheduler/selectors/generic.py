@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 
 from gpustack.scheduler.capacity import gpu_free, gpus_by_free, largest_gpu_text
-from gpustack.scheduler.selectors.common import Selection, cpu_candidate, single_gpu_candidates
+from gpustack.scheduler.selectors.common import Selection, cpu_candidate, per_worker, single_gpu_candidates
 from gpustack.scheduler.types import Candidate, ModelSnapshot, ResourceEstimate, WorkerSnapshot
 from gpustack.scheduler.units import fmt_bytes
 
@@ -13,14 +13,8 @@ def select_generic(model: ModelSnapshot, estimate: ResourceEstimate, workers: Se
 
     Workers without GPUs take the instance in RAM when it fits. There is no CPU offloading here.
     """
-    candidates: list[Candidate] = []
-    reasons: dict[str, str] = {}
-    for worker in workers:
-        found, why = _worker_candidates(estimate, worker, manual=bool(model.gpu_selector))
-        candidates.extend(found)
-        if not found:
-            reasons[worker.name] = why
-    return candidates, reasons
+    manual = bool(model.gpu_selector)
+    return per_worker(workers, lambda worker: _worker_candidates(estimate, worker, manual=manual))
 
 
 def _worker_candidates(

@@ -30,6 +30,7 @@ from gpustack.scheduler.selectors.common import (
     distribute,
     gpu_need,
     layout_candidate,
+    per_worker,
     single_gpu_candidates,
 )
 from gpustack.scheduler.types import Candidate, ModelSnapshot, ResourceEstimate, WorkerSnapshot
@@ -38,14 +39,7 @@ from gpustack.scheduler.units import fmt_bytes
 
 def select_gguf(model: ModelSnapshot, estimate: ResourceEstimate, workers: Sequence[WorkerSnapshot]) -> Selection:
     """Candidates per worker, trying the placements in the order listed in the module docstring."""
-    candidates: list[Candidate] = []
-    reasons: dict[str, str] = {}
-    for worker in workers:
-        found, why = worker_candidates(model, estimate, worker)
-        candidates.extend(found)
-        if not found:
-            reasons[worker.name] = why
-    return candidates, reasons
+    return per_worker(workers, lambda worker: worker_candidates(model, estimate, worker))
 
 
 def cpu_only_note(model: ModelSnapshot, worker: WorkerSnapshot) -> str:

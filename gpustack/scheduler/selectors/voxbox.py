@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from gpustack.scheduler.capacity import largest_gpu_text
-from gpustack.scheduler.selectors.common import Selection, cpu_candidate, single_gpu_candidates
+from gpustack.scheduler.selectors.common import Selection, cpu_candidate, per_worker, single_gpu_candidates
 from gpustack.scheduler.types import Candidate, ModelSnapshot, ResourceEstimate, WorkerSnapshot
 from gpustack.scheduler.units import fmt_bytes
 
@@ -17,14 +17,7 @@ VOXBOX_GPU_VENDORS = frozenset({"nvidia"})
 
 
 def select_voxbox(model: ModelSnapshot, estimate: ResourceEstimate, workers: Sequence[WorkerSnapshot]) -> Selection:
-    candidates: list[Candidate] = []
-    reasons: dict[str, str] = {}
-    for worker in workers:
-        found, why = _worker_candidates(model, estimate, worker)
-        candidates.extend(found)
-        if not found:
-            reasons[worker.name] = why
-    return candidates, reasons
+    return per_worker(workers, lambda worker: _worker_candidates(model, estimate, worker))
 
 
 def _gpu_shortfall(estimate: ResourceEstimate, worker: WorkerSnapshot, usable: WorkerSnapshot) -> str:
