@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from gpustack.scheduler.capacity import gpu_free, ram_free
 from gpustack.scheduler.selectors.common import Selection, distribute, gpu_need
-from gpustack.scheduler.selectors.fraction import FRACTION_FLAGS, engine_fraction
+from gpustack.scheduler.selectors.fraction import FRACTION_FLAGS, engine_fraction, qualifies
 from gpustack.scheduler.types import Candidate, GPUSnapshot, ModelSnapshot, ResourceEstimate, WorkerSnapshot
 from gpustack.scheduler.units import fmt_bytes
 
@@ -55,7 +55,7 @@ def _fraction_groups(model: ModelSnapshot, estimate: ResourceEstimate, workers: 
     for worker in workers:
         if ray and worker.in_ray_cluster:
             continue
-        qualifying = tuple(sorted((g for g in worker.gpus if gpu_free(g) >= fraction * g.memory_total), key=_index))
+        qualifying = tuple(g for g in worker.gpus_by_index if qualifies(g, fraction))
         if qualifying:
             room = sum(int(fraction * g.memory_total) for g in qualifying)
             groups.setdefault(len(qualifying), []).append((room, worker, qualifying))
@@ -78,10 +78,6 @@ def _fraction_groups(model: ModelSnapshot, estimate: ResourceEstimate, workers: 
     if candidates:
         return candidates, {}
     return [], {"*": _across_refusal(notes, need, ray, workers)}
-
-
-def _index(gpu: GPUSnapshot) -> int:
-    return gpu.index
 
 
 def _fewest(members: list[Member], need: int) -> list[Member]:
@@ -151,7 +147,7 @@ def _fraction_part(worker: WorkerSnapshot, gpus: tuple[GPUSnapshot, ...], fracti
 def _block_caps(estimate: ResourceEstimate, worker: WorkerSnapshot, holds_output: bool) -> list[int]:
     """Blocks each GPU of the worker (index order) can hold; the last holds the output layer if asked."""
     per_block = estimate.per_block_bytes()
-    gpus = sorted(worker.gpus, key=_index)
+    gpus = worker.gpus_by_index
     last = len(gpus) - 1
     fixed = [gpu_need(estimate, 0, True, holds_output and i == last, worker.gpu_overhead) for i in range(len(gpus))]
     return [max(0, gpu_free(g) - f) // per_block for g, f in zip(gpus, fixed, strict=True)]
@@ -182,7 +178,7 @@ def _rpc_split(model: ModelSnapshot, estimate: ResourceEstimate, workers: Sequen
 def _rpc_candidate(estimate: ResourceEstimate, main: WorkerSnapshot, subs: list[WorkerSnapshot]) -> Candidate:
     """Blocks over the devices in llama.cpp's order (RPC servers first, the main worker's GPUs last)."""
     order = [(w, False) for w in subs] + [(main, True)]
-    devices = [(w, g, out) for w, out in order for g in sorted(w.gpus, key=_index)]
+    devices = [(w, g, out) for w, out in order for g in w.gpus_by_index]
     caps = [c for w, out in order for c in _block_caps(estimate, w, out)]
     blocks = distribute(estimate.block_count, caps, [gpu_free(g) for _, g, _ in devices])
     parts: dict[int, dict[int, int]] = {}

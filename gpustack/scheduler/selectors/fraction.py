@@ -164,11 +164,16 @@ def _fraction_line(gpu: GPUSnapshot, fraction: float) -> str:
     return f"{describe_gpu(gpu)}: {fmt_bytes(gpu_free(gpu))} allocatable < {fraction:g} × {fmt_bytes(gpu.memory_total)}"
 
 
+def qualifies(gpu: GPUSnapshot, fraction: float) -> bool:
+    """Whether `fraction` of the device's memory is still allocatable (the engine reserves that much)."""
+    return gpu_free(gpu) >= fraction * gpu.memory_total
+
+
 def _qualifying(worker: WorkerSnapshot, fraction: float) -> tuple[list[GPUSnapshot], list[str]]:
     """Devices with `fraction` of their memory allocatable (most allocatable first), and why the others are not."""
     kept, refused = [], []
     for gpu in gpus_by_free(worker):
-        if gpu_free(gpu) >= fraction * gpu.memory_total:
+        if qualifies(gpu, fraction):
             kept.append(gpu)
         else:
             refused.append(_fraction_line(gpu, fraction))
